@@ -1,0 +1,107 @@
+#include "blocking_connection.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "head_reader.h"
+#include "log.h"
+#include "response.h"
+#include "socket_io.h"
+
+/* Decides the answer. Returns false when there is nobody to answer: the
+ * client sent nothing, went away, or we are shutting down. */
+static bool choose_response(enum head_status status, const struct http_request *request,
+                            struct response *response)
+{
+    switch (status) {
+    case HEAD_COMPLETE:
+        /* Steps 1 and 2 serve one request per connection (RFC 9112 section 9.6). */
+        response_for_request(request, false, response);
+        return true;
+    case HEAD_INVALID:
+        response_for_error(request->error_status, request->error_cause, response);
+        return true;
+    case HEAD_TIMED_OUT:
+        /* RFC 9110 section 15.5.9: part of a head came, then nothing. */
+        response_for_error(408, "no complete request head in time", response);
+        return true;
+    default:
+        return false;
+    }
+}
+
+static void do_heavy_work(const struct response *response, const struct server_config *config)
+{
+    if (response_needs_heavy_work(response))
+        sleep_ms(config->delay_ms);
+}
+
+/* Writes the whole response, looping over partial writes. A client that
+ * accepts no byte for idle_ms is given up on. */
+static bool send_response(int fd, const struct response *response, int idle_ms)
+{
+    struct outgoing outgoing;
+    const char *data;
+    size_t length;
+
+    outgoing_start(&outgoing, response);
+    while ((length = outgoing_next(&outgoing, &data)) > 0) {
+        ssize_t written = send(fd, data, length, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (written > 0) {
+            outgoing_advance(&outgoing, (size_t)written);
+        } else if (written < 0 && (errno == EAGAIN || errno == EINTR)) {
+            if (wait_writable(fd, idle_ms) <= 0)
+                return false;
+        } else {
+            if (errno != EPIPE && errno != ECONNRESET)
+                log_error("send: %s", strerror(errno));
+            return false;
+        }
+    }
+    return true;
+}
+
+static void describe_request_line(enum head_status status, const struct http_request *request,
+                                  char *out, size_t size)
+{
+    if (status == HEAD_COMPLETE || (status == HEAD_INVALID && request->request_line.length > 0))
+        snprintf(out, size, "%.*s", (int)(request->request_line.length < 200
+                                              ? request->request_line.length : 200),
+                 request->request_line.start);
+    else
+        snprintf(out, size, "(no request line)");
+}
+
+/* Whether bytes may be unread: anything but one clean head and nothing after. */
+static bool client_may_still_send(enum head_status status, const struct http_request *request,
+                                  const struct head_buffer *buffer)
+{
+    if (status == HEAD_EMPTY || status == HEAD_BROKEN)
+        return false; /* the client has closed or reset: nothing to protect */
+    return status != HEAD_COMPLETE || request_has_body(request) ||
+           buffer->length > buffer->head_length;
+}
+
+void serve_connection(int client_fd, const struct server_config *config)
+{
+    static _Thread_local struct head_buffer buffer; /* 8 KiB: keep it off the stack */
+    struct http_request request;
+    struct response response;
+    char request_line[256];
+    int64_t started = monotonic_ms();
+
+    enum head_status status = read_request_head(client_fd, &buffer, config->idle_ms, &request);
+    if (choose_response(status, &request, &response)) {
+        do_heavy_work(&response, config);
+        bool sent = send_response(client_fd, &response, config->idle_ms);
+        describe_request_line(status, &request, request_line, sizeof request_line);
+        log_request(client_fd, request_line, sent ? response.status : 0,
+                    response.omit_body ? 0 : response.body_length, monotonic_ms() - started);
+    }
+    close_gracefully(client_fd, client_may_still_send(status, &request, &buffer));
+}

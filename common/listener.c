@@ -1,0 +1,83 @@
+#include "listener.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "shutdown.h"
+
+/* Room for the step 3 server's thousands of simultaneous clients; the
+ * kernel caps it at net.core.somaxconn. */
+enum { LISTEN_BACKLOG = 4096 };
+
+static int fail_listener(int fd, const char *host, int port, const char *what)
+{
+    if (errno == EADDRINUSE)
+        fprintf(stderr, "error: port %d on %s is already in use (is another server running?)\n",
+                port, host);
+    else
+        log_error("%s %s:%d: %s", what, host, port, strerror(errno));
+    if (fd >= 0)
+        close(fd);
+    return -1;
+}
+
+int open_listener(const char *host, int port)
+{
+    struct sockaddr_in address = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    int yes = 1;
+    int fd;
+
+    if (inet_pton(AF_INET, host, &address.sin_addr) != 1) {
+        fprintf(stderr, "error: --host %s is not an IPv4 address\n", host);
+        return -1;
+    }
+    fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return fail_listener(fd, host, port, "socket");
+    /* Lets a restarted server bind while old connections sit in TIME_WAIT. */
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes) != 0)
+        return fail_listener(fd, host, port, "setsockopt");
+    if (bind(fd, (struct sockaddr *)&address, sizeof address) != 0)
+        return fail_listener(fd, host, port, "bind");
+    if (listen(fd, LISTEN_BACKLOG) != 0)
+        return fail_listener(fd, host, port, "listen");
+    return fd;
+}
+
+static int bound_port(int fd)
+{
+    struct sockaddr_in address;
+    socklen_t length = sizeof address;
+
+    if (getsockname(fd, (struct sockaddr *)&address, &length) != 0) {
+        log_error("getsockname: %s", strerror(errno));
+        return -1;
+    }
+    return ntohs(address.sin_port);
+}
+
+int start_listening(int argc, char **argv, const struct server_defaults *defaults,
+                    struct server_config *config)
+{
+    int fd;
+
+    parse_server_flags(argc, argv, defaults, config);
+    log_set_quiet(config->quiet);
+    install_shutdown_handlers();
+    fd = open_listener(config->host, config->port);
+    if (fd < 0)
+        exit(1);
+    config->port = bound_port(fd);
+    /* Line-buffered, so each log line reaches a pipe (a test, a tee) at once. */
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    printf("listening on %s:%d\n", config->host, config->port);
+    fflush(stdout);
+    return fd;
+}

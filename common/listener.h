@@ -1,0 +1,18 @@
+/* The listening socket. */
+#ifndef COMMON_LISTENER_H
+#define COMMON_LISTENER_H
+
+#include "flags.h"
+
+/* Parses the flags, installs the shutdown handlers, opens the listening
+ * socket and prints "listening on HOST:PORT" (with the real port when
+ * --port 0). Exits 1 with a one-line message if the port is taken; exits 2
+ * on bad flags. Returns the listening socket, non-blocking. */
+int start_listening(int argc, char **argv, const struct server_defaults *defaults,
+                    struct server_config *config);
+
+/* Opens a non-blocking IPv4 listening socket on host:port. Returns the
+ * socket, or -1 after printing why. */
+int open_listener(const char *host, int port);
+
+#endif

@@ -1,0 +1,60 @@
+#include "socket_io.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "log.h"
+
+/* How long a graceful close may wait for the client, and how much it reads. */
+enum { DRAIN_MS = 500, DRAIN_LIMIT = 64 * 1024 };
+
+static int wait_for(int fd, short events, int timeout_ms)
+{
+    struct pollfd entry = {.fd = fd, .events = events};
+    int ready = poll(&entry, 1, timeout_ms);
+
+    if (ready < 0 && errno == EINTR)
+        return 0;
+    if (ready < 0) {
+        log_error("poll: %s", strerror(errno));
+        return -1;
+    }
+    return ready;
+}
+
+int wait_readable(int fd, int timeout_ms)
+{
+    return wait_for(fd, POLLIN, timeout_ms);
+}
+
+int wait_writable(int fd, int timeout_ms)
+{
+    return wait_for(fd, POLLOUT, timeout_ms);
+}
+
+void close_gracefully(int fd, bool linger)
+{
+    char discard[4096];
+    int64_t deadline = monotonic_ms() + DRAIN_MS;
+    size_t drained = 0;
+
+    /* ENOTCONN: the client is already gone; nothing left to protect. */
+    if (linger && shutdown(fd, SHUT_WR) == 0) {
+        while (drained < DRAIN_LIMIT) {
+            int64_t left = deadline - monotonic_ms();
+            if (left <= 0 || wait_readable(fd, (int)left) <= 0)
+                break;
+            ssize_t got = recv(fd, discard, sizeof discard, MSG_DONTWAIT);
+            if (got <= 0 && !(got < 0 && (errno == EAGAIN || errno == EINTR)))
+                break; /* EOF: the client has read our response and closed */
+            if (got > 0)
+                drained += (size_t)got;
+        }
+    }
+    close(fd);
+}
