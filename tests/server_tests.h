@@ -1,0 +1,28 @@
+/* Shared by server_tests.c and each step's own tests, compiled into one
+ * executable per step. The build defines SUITE (step1, step2, ...),
+ * UNDER_TEST_ENV and REFERENCE_ENV (the variables that name the programs). */
+#ifndef TESTS_SERVER_TESTS_H
+#define TESTS_SERVER_TESTS_H
+
+#include <criterion/criterion.h>
+
+#include "harness.h"
+
+/* Criterion pastes its arguments into names, which stops macro expansion:
+ * one more level of macro lets SUITE expand first. */
+#define SERVER_TEST_IN(suite, name) Test(suite, name)
+#define SERVER_TEST(name) SERVER_TEST_IN(SUITE, name)
+#define SERVER_SUITE_IN(suite, ...) TestSuite(suite, __VA_ARGS__)
+#define SERVER_SUITE(...) SERVER_SUITE_IN(SUITE, __VA_ARGS__)
+
+extern const char GET_HELLO[];
+
+/* The programs under test and of reference, from the environment. */
+const char *yours(void);
+const char *reference(void);
+
+/* Start them, with "your server" / "the reference server" in messages. */
+void start_yours(struct server *server, const char *const args[]);
+void start_reference(struct server *server, const char *const args[]);
+
+#endif
