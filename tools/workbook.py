@@ -26,7 +26,8 @@ class Step:
     folder: str        # step1_serial
     title: str
     targets: list      # ninja targets its tests need
-    reference: str = ""  # the reference server, for the demo and the checks
+    reference: str = ""  # the reference program, for the demo and the checks
+    is_server: bool = True
 
 
 STEPS = [
@@ -36,7 +37,9 @@ STEPS = [
          ["step2_threadpool", "step2_threadpool_reference", "step2_tests",
           "step2_pool_tests", "step2_pool_tests_reference"], "step2_threadpool_reference"),
     Step("step3", "step3_epoll", "the epoll event loop", []),
-    Step("step4", "step4_addloop", "the add loop", []),
+    Step("step4", "step4_addloop", "the add loop",
+         ["step4_addloop_O0", "step4_addloop_O2", "step4_reference_O0", "step4_reference_O2",
+          "step4_tests"], "step4_reference_O2", is_server=False),
 ]
 
 
@@ -288,10 +291,15 @@ def command_demo(args):
         return 1
     out = BUILD / "demo"
     out.mkdir(parents=True, exist_ok=True)
-    tables, panels = {}, []
+    tables, panels, programs = {}, [], []
     for step in STEPS:
         if step not in steps or not step.reference:
             say(f"{step.name} ({step.title}): not yet in this workbook")
+            continue
+        if not step.is_server:
+            say(f"{step.name} ({step.title}): measuring ...")
+            programs.append(subprocess.run([str(BUILD / step.reference)], cwd=ROOT,
+                                           capture_output=True, text=True, timeout=120))
             continue
         if step.name == "step1":
             clients, flags, what = 10, (), "one after another: the staircase"
@@ -307,6 +315,10 @@ def command_demo(args):
                        f"{delay_ms} ms of work each ({what})", data))
     say()
     print_demo_table(delay_ms, tables)
+    for program in programs:
+        say()
+        say(program.stdout.rstrip() if program.returncode == 0 else
+            f"the step 4 program failed:\n{program.stdout}{program.stderr}")
     say()
     png = out / "timeline.png"
     draw_timeline(panels, delay_ms, png)
