@@ -289,7 +289,10 @@ SERVER_TEST(refuses_request_bodies_then_closes_without_a_reset)
 static char *long_request(size_t target_bytes, size_t header_bytes)
 {
     char *request = malloc(target_bytes + (header_bytes / 100 + 1) * 102 + 64);
-    size_t used = (size_t)sprintf(request, "GET /");
+    size_t used;
+
+    cr_assert(request != NULL, "out of memory");
+    used = (size_t)sprintf(request, "GET /");
 
     memset(request + used, 'a', target_bytes);
     used += target_bytes;

@@ -1,0 +1,262 @@
+"""./workbook check: the self-check that proves the workbook sound.
+
+Each check prints one line as it finishes; a summary follows, and the last
+line is the count alone: "N passed, M failed". The exit status is non-zero
+when anything failed. Logs of every part are kept in build/check/.
+"""
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+
+from workbook import BUILD, ROOT, Server, build, configure, run_suite, subtests, written_steps
+
+LOGS = BUILD / "check"
+ASAN_BUILD = ROOT / "build-asan"
+TSAN_BUILD = ROOT / "build-tsan"
+SANITIZER_ENV = {
+    "ASAN_OPTIONS": "abort_on_error=1:detect_leaks=1",
+    "UBSAN_OPTIONS": "halt_on_error=1:abort_on_error=1:print_stacktrace=1",
+    "TSAN_OPTIONS": "halt_on_error=1:exitcode=66",
+}
+LEARNER_SUITE_SECONDS = 10  # "fails within seconds": ours take about one
+
+
+class Report:
+    def __init__(self):
+        self.rows = []
+
+    def record(self, name, passed, seconds, detail=""):
+        self.rows.append((name, passed, seconds))
+        mark = "PASS" if passed else "FAIL"
+        print(f"  {mark}  {name}  ({seconds:.1f} s)", flush=True)
+        if detail and not passed:
+            print("\n".join("        " + line for line in detail.strip().splitlines()[-40:]))
+
+    def summary(self):
+        passed = sum(1 for _, ok, _ in self.rows if ok)
+        failed = len(self.rows) - passed
+        print("\nself-check summary")
+        for name, ok, seconds in self.rows:
+            print(f"  {'passed' if ok else 'FAILED'}  {seconds:6.1f} s  {name}")
+        print(f"\n{passed} passed, {failed} failed")
+        return 1 if failed else 0
+
+
+def timed(function, *args, **options):
+    start = time.monotonic()
+    result = function(*args, **options)
+    return result, time.monotonic() - start
+
+
+def save_log(name, text):
+    LOGS.mkdir(parents=True, exist_ok=True)
+    (LOGS / (re.sub(r"[^\w]+", "-", name).strip("-") + ".log")).write_text(text)
+
+
+# ------------------------------------------------------------------ parts
+
+def check_build(report):
+    def full_build():
+        configure()
+        return subprocess.run(["ninja", "-C", str(BUILD)], cwd=ROOT, capture_output=True,
+                              text=True)
+    result, seconds = timed(full_build)
+    save_log("build", result.stdout + result.stderr)
+    warnings = "warning:" in result.stdout
+    report.record("build is warning-free with -Wall -Wextra -Werror",
+                  result.returncode == 0 and not warnings, seconds, result.stdout)
+    return result.returncode == 0
+
+
+def check_generated(report):
+    result, seconds = timed(subprocess.run, [sys.executable, "tools/generate.py", "check"],
+                            cwd=ROOT, capture_output=True, text=True)
+    report.record("learner files are what tools/generate.py makes from solutions/",
+                  result.returncode == 0, seconds, result.stdout + result.stderr)
+    return result.returncode == 0
+
+
+def reference_suites():
+    return ["common"] + [f"{step.name}-reference" for step in written_steps()]
+
+
+def check_suite_passes(report, suite, build_dir=BUILD, label=None, env=None):
+    def run():
+        return subprocess.run(["meson", "test", "-C", str(build_dir), "--no-rebuild", "--suite",
+                               suite, "--print-errorlogs"], cwd=ROOT, capture_output=True,
+                              text=True, env=env)
+    result, seconds = timed(run)
+    passed, total = subtests(result.stdout)
+    save_log(label or suite, result.stdout + result.stderr)
+    report.record(label or f"{suite} passes ({passed} of {total} tests)",
+                  result.returncode == 0 and total > 0, seconds, result.stdout)
+    return seconds
+
+
+def notes_sections():
+    """{"1.5": "The serial loop", ...} from NOTES.md's headings."""
+    notes = (ROOT / "NOTES.md").read_text() if (ROOT / "NOTES.md").exists() else ""
+    return dict(re.findall(r"^###\s+(\d+\.\d+)\s+(.+?)\s*$", notes, re.M))
+
+
+def failures_without_pointer(criterion_report):
+    """Names of failing tests whose message names no function to write."""
+    missing, block = [], []
+    for line in criterion_report.splitlines():
+        failed = re.search(r"\[FAIL\] (\S+?):", line)
+        if failed:
+            if not any("TODO: write " in l for l in block):
+                missing.append(failed.group(1))
+            block = []
+        elif re.search(r"\[(PASS|SKIP)\]", line):
+            block = []
+        else:
+            block.append(line)
+    return missing
+
+
+def check_learner_suite_fails_fast(report, step):
+    result, seconds = timed(run_suite, step.name, ["--print-errorlogs"])
+    text = result.stdout + result.stderr
+    save_log(f"{step.name}-learner", text)
+    passed, total = subtests(text)
+    sections = notes_sections()
+    pointers = set(re.findall(r'TODO: write (\w+)\(\): see NOTES\.md section ([\d.]+) "([^"]+)"',
+                              text))
+    problems = []
+    if result.returncode == 0 or passed == total:
+        problems.append(f"the shipped stubs pass {passed} of {total} tests: they should fail")
+    if seconds > LEARNER_SUITE_SECONDS:
+        problems.append(f"it took {seconds:.1f} s, more than {LEARNER_SUITE_SECONDS} s")
+    if not pointers:
+        problems.append("no failure names a function to write (no 'TODO: write' line)")
+    unpointed = failures_without_pointer(text)
+    if unpointed:
+        problems.append("failures that name no function: " + ", ".join(unpointed))
+    for function, number, title in sorted(pointers):
+        if sections.get(number) != title:
+            problems.append(f'{function}() points to NOTES.md section {number} "{title}", '
+                            f"which NOTES.md does not have")
+    names = ", ".join(sorted(f"{f}() -> {n}" for f, n, _ in pointers))
+    report.record(f"{step.name} as shipped fails fast ({total - passed} of {total} tests fail, "
+                  f"pointing to {names or 'nothing'})", not problems, seconds,
+                  "\n".join(problems))
+
+
+def meson_results(build_dir=BUILD):
+    """[(name, result, seconds)] of the last meson test run, from its JSON log."""
+    log = build_dir / "meson-logs" / "testlog.json"
+    entries = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    return [(e["name"].split(" / ", 1)[-1], e["result"], e["duration"]) for e in entries]
+
+
+def check_fixtures(report):
+    result, seconds = timed(run_suite, "fixtures")
+    save_log("fixtures", result.stdout + result.stderr)
+    results = meson_results()
+    for name, outcome, duration in results:
+        report.record(f"wrong design rejected: {name}", outcome == "EXPECTEDFAIL", duration,
+                      f"meson says {outcome}: the suite did not reject it")
+    if not results:
+        report.record("wrong-design fixtures", False, seconds, result.stdout)
+
+
+def check_sanitizer_suites(report):
+    env = dict(os.environ, **SANITIZER_ENV)
+    configure(ASAN_BUILD, ["-Db_sanitize=address,undefined", "-Db_lundef=false"])
+    ok, seconds = timed(build, (), ASAN_BUILD, True)
+    if not ok:
+        report.record("build with AddressSanitizer and UBSan", False, seconds)
+        return
+    for suite in reference_suites():
+        check_suite_passes(report, suite, ASAN_BUILD,
+                           f"{suite} passes under AddressSanitizer and UBSan", env)
+
+
+def check_thread_sanitizer(report):
+    stress = [s for s in written_steps() if s.name == "step2"]
+    if not stress:
+        return
+    env = dict(os.environ, **SANITIZER_ENV)
+    configure(TSAN_BUILD, ["-Db_sanitize=thread", "-Db_lundef=false"])
+    ok, seconds = timed(build, ["pool_stress"], TSAN_BUILD, True)
+    if not ok:
+        report.record("the pool under ThreadSanitizer", False, seconds)
+        return
+    result, seconds = timed(subprocess.run, [str(TSAN_BUILD / "pool_stress")],
+                            capture_output=True, text=True, env=env, timeout=300)
+    save_log("tsan", result.stdout + result.stderr)
+    report.record("the pool is race-free under ThreadSanitizer (pool_stress)",
+                  result.returncode == 0, seconds, result.stdout + result.stderr)
+
+
+def open_descriptors(valgrind_log, log_path):
+    """Descriptors valgrind saw open at exit, beyond stdin/out/err and its log."""
+    opened = re.findall(r"Open file descriptor (\d+):\s*(.*)", valgrind_log)
+    return [f"{fd}: {what}" for fd, what in opened
+            if int(fd) > 2 and what.strip() != str(log_path)]
+
+
+def valgrind_shutdown(step):
+    """Serves a request, holds a silent connection, SIGTERMs: the server must
+    exit 0 at once with nothing lost and no descriptor left open."""
+    log_path = LOGS / f"valgrind-{step.name}.log"
+    LOGS.mkdir(parents=True, exist_ok=True)
+    wrapper = ["valgrind", "--leak-check=full", "--show-leak-kinds=definite,indirect,possible",
+               "--errors-for-leak-kinds=definite,indirect,possible", "--error-exitcode=99",
+               "--track-fds=yes", f"--log-file={log_path}"]
+    server = Server(step.reference, "--delay-ms", "100", "--quiet", wrapper=wrapper)
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as client:
+        client.sendall(b"GET / HTTP/1.1\r\nHost: check\r\n\r\n")
+        answer = b"".join(iter(lambda: client.recv(65536), b""))
+    silent = socket.create_connection(("127.0.0.1", server.port), timeout=30)
+    time.sleep(0.5)
+    started = time.monotonic()
+    status = server.stop(seconds=30)
+    took = time.monotonic() - started
+    silent.close()
+    log = log_path.read_text()
+    problems = []
+    if not answer.endswith(b"Hello"):
+        problems.append(f"the request got {answer[:200]!r}")
+    if status != 0:
+        problems.append(f"exit status {status} (99: valgrind found errors or leaks)")
+    if took > 5:
+        problems.append(f"it took {took:.1f} s to exit with a silent connection open")
+    descriptors = open_descriptors(log, log_path)
+    if descriptors:
+        problems.append("descriptors left open: " + "; ".join(descriptors))
+    return problems, log
+
+
+def check_valgrind(report):
+    for step in (s for s in written_steps() if s.is_server):
+        (problems, log), seconds = timed(valgrind_shutdown, step)
+        report.record(f"{step.name}: graceful shutdown under valgrind, no leak, no fd left open",
+                      not problems, seconds, "\n".join(problems) + "\n" + log[-2000:])
+
+
+def main(args):
+    if args:
+        sys.exit("usage: ./workbook check")
+    report = Report()
+    print("self-check: build", flush=True)
+    if not check_build(report):
+        return report.summary()
+    check_generated(report)
+    print("self-check: reference suites", flush=True)
+    total = sum(check_suite_passes(report, suite) for suite in reference_suites())
+    report.record(f"reference suites together take under 60 s ({total:.0f} s)", total < 60, 0)
+    print("self-check: learner suites as shipped, and wrong designs", flush=True)
+    for step in written_steps():
+        check_learner_suite_fails_fast(report, step)
+    check_fixtures(report)
+    print("self-check: sanitizers and valgrind", flush=True)
+    check_sanitizer_suites(report)
+    check_thread_sanitizer(report)
+    check_valgrind(report)
+    return report.summary()
