@@ -35,7 +35,7 @@ static void pause_ms(int ms)
     }
 }
 
-void fail_test(const char *format, ...)
+const char *test_message(const char *format, ...)
 {
     static char message[16384];
     va_list args;
@@ -43,8 +43,7 @@ void fail_test(const char *format, ...)
     va_start(args, format);
     vsnprintf(message, sizeof message, format, args);
     va_end(args);
-    cr_assert_fail("%s", message);
-    abort(); /* not reached: cr_assert_fail ends the test */
+    return message;
 }
 
 static char *read_whole_file(const char *path)
@@ -432,6 +431,9 @@ const char *replay_command(const struct server *server, const char *request, siz
     char escaped[2048];
     size_t used = 0;
 
+    if (length > 400) /* a screenful of escapes helps nobody */
+        return "";
+
     for (size_t i = 0; i < length && used + 8 < sizeof escaped; i++) {
         unsigned char c = (unsigned char)request[i];
         if (c == '\r')
@@ -514,6 +516,24 @@ static void append(struct exchange *result, const char *data, size_t length, siz
     result->bytes[result->length] = '\0';
 }
 
+/* Whether a server of this test printed a TODO line: a stub was reached,
+ * so waiting longer for an answer would only make the suite slow. */
+static bool stub_reached(void)
+{
+    for (int i = 0; i < MAX_SERVERS; i++) {
+        if (owned[i].stderr_path[0] == '\0')
+            continue;
+        char *text = read_whole_file(owned[i].stderr_path);
+        bool found = strstr(text, "TODO: write ") != NULL;
+        free(text);
+        if (found)
+            return true;
+    }
+    return false;
+}
+
+enum { STUB_CHECK_MS = 250 };
+
 static void receive_until_end(int fd, int64_t deadline, struct exchange *result)
 {
     char chunk[65536];
@@ -522,9 +542,16 @@ static void receive_until_end(int fd, int64_t deadline, struct exchange *result)
     for (;;) {
         int64_t left = deadline - now_ms();
         struct pollfd entry = {.fd = fd, .events = POLLIN};
-        if (left <= 0 || poll(&entry, 1, (int)left) == 0) {
+        if (left <= 0) {
             result->end = END_TIMED_OUT;
             return;
+        }
+        if (poll(&entry, 1, left < STUB_CHECK_MS ? (int)left : STUB_CHECK_MS) == 0) {
+            if (stub_reached()) {
+                result->end = END_STUB;
+                return;
+            }
+            continue;
         }
         ssize_t got = recv(fd, chunk, sizeof chunk, 0);
         if (got > 0) {
@@ -584,6 +611,10 @@ const char *describe_end(const struct exchange *result)
         break;
     case END_REFUSED:
         snprintf(text, sizeof text, "the connection was refused: nobody is listening");
+        break;
+    case END_STUB:
+        snprintf(text, sizeof text, "no answer (%zu bytes), and the server reached a stub: "
+                 "a function is still to write", result->length);
         break;
     default:
         snprintf(text, sizeof text, "the connection failed: %s", strerror(result->error));
@@ -775,7 +806,8 @@ void run_wave(const struct server *server, int clients, const char *request, int
             remaining--;
         }
     }
-    while (remaining > 0 && now_ms() < deadline) {
+    while (remaining > 0 && now_ms() < deadline && !(now_ms() - start > STUB_CHECK_MS &&
+                                                     stub_reached())) {
         for (int i = 0; i < clients; i++)
             entries[i] = (struct pollfd){.fd = client[i].done ? -1 : client[i].fd,
                                          .events = (short)(client[i].sent < length ? POLLOUT : POLLIN)};

@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include <criterion/criterion.h>
+
 /* ------------------------------------------------------------ programs */
 
 struct program_run {
@@ -88,6 +90,7 @@ enum exchange_end {
     END_TIMED_OUT, /* no EOF within the timeout */
     END_REFUSED,   /* nobody listening */
     END_FAILED,    /* another socket error */
+    END_STUB,      /* given up: the server reported a function still to write */
 };
 
 struct exchange {
@@ -165,7 +168,11 @@ void run_wave(const struct server *server, int clients, const char *request, int
 
 /* ---------------------------------------------------------- failing well */
 
-/* Fails the test with a printf-style message (a short paragraph). */
-void fail_test(const char *format, ...) __attribute__((format(printf, 1, 2), noreturn));
+/* Fails the test with a printf-style message (a short paragraph). A macro,
+ * so that Criterion reports the test's own file and line. */
+#define fail_test(...) cr_assert_fail("%s", test_message(__VA_ARGS__))
+
+/* The formatted message (valid until the next call). */
+const char *test_message(const char *format, ...) __attribute__((format(printf, 1, 2)));
 
 #endif

@@ -107,7 +107,7 @@ def failures_without_pointer(criterion_report):
     """Names of failing tests whose message names no function to write."""
     missing, block = [], []
     for line in criterion_report.splitlines():
-        failed = re.search(r"\[FAIL\] (\S+?):", line)
+        failed = re.search(r"\[FAIL\] (\S+):\s", line)
         if failed:
             if not any("TODO: write " in l for l in block):
                 missing.append(failed.group(1))

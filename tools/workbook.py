@@ -111,6 +111,22 @@ def subtests(output):
     return 0, 0
 
 
+def failure_blocks(log_text):
+    """[(test name, message)] of each failing test, from Criterion's report."""
+    blocks, lines = [], []
+    for line in log_text.splitlines():
+        failed = re.match(r"\[FAIL\] (\S+):\s", line)
+        if failed:
+            message = "\n".join(l for l in lines if l.strip())
+            blocks.append((failed.group(1), message))
+            lines = []
+        elif line.startswith("[----]"):
+            lines.append(line[7:])
+        else:
+            lines = [] if re.match(r"\[(PASS|SKIP|RUN )\]", line) else lines
+    return blocks
+
+
 def command_test(args):
     if len(args) != 1:
         sys.exit("usage: ./workbook test STEP   (e.g. ./workbook test step1)")
@@ -118,15 +134,25 @@ def command_test(args):
     if not build(step.targets):
         return 1
     result = subprocess.run(["meson", "test", "-C", str(BUILD), "--no-rebuild", "--suite",
-                             step.name, "--print-errorlogs"], cwd=ROOT)
-    passed, total = subtests((BUILD / "meson-logs" / "testlog.txt").read_text())
+                             step.name], cwd=ROOT, capture_output=True, text=True)
+    say("\n".join(l for l in result.stdout.splitlines() if re.match(r"\s*\d+/\d+ ", l)))
+    log = (BUILD / "meson-logs" / "testlog.txt").read_text()
+    passed, total = subtests(result.stdout)
+    failures = failure_blocks(log)
     say()
     if result.returncode == 0:
         say(f"{step.name}: all {total} tests pass. Well done: read the rest of its chapter "
             "in NOTES.md, then go on.")
-    else:
-        say(f"{step.name}: {passed} of {total} tests pass. Read the first failure above: it "
-            "names the function to write and the NOTES.md section that explains it.")
+        return 0
+    if failures:
+        name, message = failures[0]
+        say(f"Start with this one ({name}):\n")
+        say("\n".join("  " + line for line in message.splitlines()))
+        others = [n.split("::")[-1] for n, _ in failures[1:]]
+        if others:
+            say(f"\nAlso failing, often for the same reason: {', '.join(others)}.")
+    say(f"\n{step.name}: {passed} of {total} tests pass. Every failure in full: "
+        f"meson test -C build --suite {step.name} --print-errorlogs")
     return result.returncode
 
 
