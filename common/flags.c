@@ -1,5 +1,6 @@
 #include "flags.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
@@ -59,8 +60,11 @@ static int parse_number(const struct server_defaults *defaults, const char *flag
 static void set_host(const struct server_defaults *defaults, struct server_config *config,
                      const char *host)
 {
-    if (strlen(host) >= sizeof config->host)
-        usage_error(defaults, "--host is too long");
+    struct in_addr address;
+
+    /* The servers listen on IPv4 only; a name would need a resolver. */
+    if (strlen(host) >= sizeof config->host || inet_pton(AF_INET, host, &address) != 1)
+        usage_error(defaults, "--host wants an IPv4 address such as 127.0.0.1");
     strcpy(config->host, host);
 }
 

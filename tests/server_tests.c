@@ -526,7 +526,7 @@ SERVER_TEST(rejects_bad_flags_with_usage_and_exit_2)
     static const char *const bad[][3] = {
         {"--bogus", NULL, NULL},      {"--port", "http", NULL}, {"--port", "70000", NULL},
         {"--delay-ms", "-5", NULL},   {"--idle-ms", "0", NULL}, {"--workers", BAD_WORKERS, NULL},
-        {"--delay-ms", NULL, NULL},   {"stray", NULL, NULL},
+        {"--delay-ms", NULL, NULL},   {"stray", NULL, NULL},    {"--host", "localhost", NULL},
     };
     struct program_run run;
 
