@@ -9,8 +9,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "log.h"
 #include "shutdown.h"
+#include "socket_io.h"
 
 /* Room for the step 3 server's thousands of simultaneous clients; the
  * kernel caps it at net.core.somaxconn. */
@@ -80,4 +82,34 @@ int start_listening(int argc, char **argv, const struct server_defaults *default
     printf("listening on %s:%d\n", config->host, config->port);
     fflush(stdout);
     return fd;
+}
+
+int accept_client(int listen_fd)
+{
+    /* Wait in short slices: a blocked accept() would not notice SIGTERM if
+     * the signal landed just before the call. */
+    if (wait_readable(listen_fd, STOP_CHECK_INTERVAL_MS) <= 0)
+        return -1;
+
+    int client_fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
+    if (client_fd >= 0)
+        return client_fd;
+
+    switch (errno) {
+    case EAGAIN:       /* another process took it, or the client left */
+    case EINTR:        /* a signal: let the caller look at the stop flag */
+    case ECONNABORTED: /* the client reset before we accepted */
+        break;
+    case EMFILE:
+    case ENFILE:
+        /* Out of descriptors: the client waits in the backlog. Pause rather
+         * than spin on a listener that stays readable. */
+        log_error("accept: %s; retrying in 100 ms", strerror(errno));
+        sleep_ms(100);
+        break;
+    default:
+        log_error("accept: %s", strerror(errno));
+        break;
+    }
+    return -1;
 }

@@ -15,4 +15,11 @@ int start_listening(int argc, char **argv, const struct server_defaults *default
  * socket, or -1 after printing why. */
 int open_listener(const char *host, int port);
 
+/* Waits a short while (at most STOP_CHECK_INTERVAL_MS) for the next client
+ * and accepts it. Returns the connected (blocking) socket, or -1 when there
+ * was no client to accept this time: the caller then checks for shutdown
+ * and calls again. Survives what a busy server meets: a client that gave up
+ * before being accepted, running out of file descriptors. */
+int accept_client(int listen_fd);
+
 #endif

@@ -241,7 +241,7 @@ static struct owned_child {
 static void remember(const struct server *server)
 {
     for (int i = 0; i < MAX_SERVERS; i++)
-        if (owned[i].pid == 0) {
+        if (owned[i].pid == 0 && owned[i].stdout_path[0] == '\0') {
             owned[i].pid = server->pid;
             memcpy(owned[i].stdout_path, server->stdout_path, sizeof owned[i].stdout_path);
             memcpy(owned[i].stderr_path, server->stderr_path, sizeof owned[i].stderr_path);

@@ -177,21 +177,32 @@ def check_sanitizer_suites(report):
                            f"{suite} passes under AddressSanitizer and UBSan", env)
 
 
-def check_thread_sanitizer(report):
-    stress = [s for s in written_steps() if s.name == "step2"]
-    if not stress:
-        return
+def run_under_tsan(program):
     env = dict(os.environ, **SANITIZER_ENV)
+    return subprocess.run([str(TSAN_BUILD / program)], capture_output=True, text=True, env=env,
+                          timeout=300)
+
+
+def check_thread_sanitizer(report):
+    """The pool's stress program is clean under TSan, and a pool whose submit
+    forgets its lock is reported: the check can fail."""
+    if "step2" not in {s.name for s in written_steps()}:
+        return
     configure(TSAN_BUILD, ["-Db_sanitize=thread", "-Db_lundef=false"])
-    ok, seconds = timed(build, ["pool_stress"], TSAN_BUILD, True)
+    programs = ["step2_pool_stress", "fixture_step2_unlocked_submit_stress"]
+    ok, seconds = timed(build, programs, TSAN_BUILD, True)
     if not ok:
         report.record("the pool under ThreadSanitizer", False, seconds)
         return
-    result, seconds = timed(subprocess.run, [str(TSAN_BUILD / "pool_stress")],
-                            capture_output=True, text=True, env=env, timeout=300)
+    result, seconds = timed(run_under_tsan, programs[0])
     save_log("tsan", result.stdout + result.stderr)
-    report.record("the pool is race-free under ThreadSanitizer (pool_stress)",
+    report.record("the pool is race-free under ThreadSanitizer (step2_pool_stress)",
                   result.returncode == 0, seconds, result.stdout + result.stderr)
+    result, seconds = timed(run_under_tsan, programs[1])
+    save_log("tsan-fixture", result.stdout + result.stderr)
+    report.record("wrong design rejected: ThreadSanitizer reports a submit without its lock",
+                  result.returncode == 66 and "data race" in result.stderr, seconds,
+                  f"exit {result.returncode}; expected 66 and a data race report")
 
 
 def open_descriptors(valgrind_log, log_path):

@@ -101,14 +101,13 @@ def run_suite(suite, extra=(), build_dir=BUILD):
 
 
 def subtests(output):
-    """(passed, total) from meson's line for a TAP test."""
-    match = re.search(r"(\d+)/(\d+) subtests passed", output)
-    if match:
-        return int(match.group(1)), int(match.group(2))
-    match = re.search(r"(\d+) subtests passed", output)
-    if match:
-        return int(match.group(1)), int(match.group(1))
-    return 0, 0
+    """(passed, total) over meson's lines for TAP tests ("3/8 subtests passed",
+    or "8 subtests passed" when all did)."""
+    passed = total = 0
+    for some, of in re.findall(r"(\d+)(?:/(\d+))? subtests passed", output):
+        passed += int(some)
+        total += int(of or some)
+    return passed, total
 
 
 def failure_blocks(log_text):
