@@ -77,12 +77,12 @@ static void describe_request_line(enum head_status status, const struct http_req
         snprintf(out, size, "(no request line)");
 }
 
-/* Whether bytes may be unread: anything but one clean head and nothing after. */
+/* After a response: whether the client may still be sending, so that a
+ * plain close could reset the connection under the response. That is
+ * anything but one clean head with nothing after it. */
 static bool client_may_still_send(enum head_status status, const struct http_request *request,
                                   const struct head_buffer *buffer)
 {
-    if (status == HEAD_EMPTY || status == HEAD_BROKEN)
-        return false; /* the client has closed or reset: nothing to protect */
     return status != HEAD_COMPLETE || request_has_body(request) ||
            buffer->length > buffer->head_length;
 }
@@ -96,12 +96,15 @@ void serve_connection(int client_fd, const struct server_config *config)
     int64_t started = monotonic_ms();
 
     enum head_status status = read_request_head(client_fd, &buffer, config->idle_ms, &request);
-    if (choose_response(status, &request, &response)) {
+    bool answered = choose_response(status, &request, &response);
+    if (answered) {
         do_heavy_work(&response, config);
         bool sent = send_response(client_fd, &response, config->idle_ms);
         describe_request_line(status, &request, request_line, sizeof request_line);
         log_request(client_fd, request_line, sent ? response.status : 0,
                     response.omit_body ? 0 : response.body_length, monotonic_ms() - started);
     }
-    close_gracefully(client_fd, client_may_still_send(status, &request, &buffer));
+    /* No response, nothing to protect: a silent or departed client is
+     * closed at once, never kept for the lingering half second. */
+    close_gracefully(client_fd, answered && client_may_still_send(status, &request, &buffer));
 }

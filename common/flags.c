@@ -19,7 +19,8 @@ static void print_usage(FILE *out, const struct server_defaults *defaults)
             "  --host ADDRESS  IPv4 address to listen on (default 127.0.0.1)\n"
             "  --port N        TCP port, 0 for any free one (default %d)\n"
             "  --delay-ms MS   simulated heavy work per request (default %d)\n"
-            "  --idle-ms MS    time a client has to send its request head (default %d)\n",
+            "  --idle-ms MS    time a client may take to send its request head, or stall\n"
+            "                  while reading a response (default %d)\n",
             defaults->program, defaults->takes_workers ? " [--workers N]" : "",
             defaults->description, defaults->port, DEFAULT_DELAY_MS, DEFAULT_IDLE_MS);
     if (defaults->takes_workers)

@@ -8,7 +8,7 @@ struct server_config {
     char host[64];
     int port;      /* 0: let the kernel choose a free port */
     int delay_ms;  /* the simulated heavy work per request */
-    int idle_ms;   /* how long a client may take to send its request head */
+    int idle_ms;   /* how long a client may take to send its head, or stall a response */
     bool quiet;    /* no per-request log */
     int workers;   /* step 2 only */
 };

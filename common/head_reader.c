@@ -11,10 +11,18 @@
 #include "socket_io.h"
 
 /* Waits for the next bytes in short slices, so that a stop request is
- * noticed at once. Returns false, with the reason, when none will come. */
+ * noticed at once. Bytes already there are always taken: a request that has
+ * fully arrived is answered even during shutdown. Returns false, with the
+ * reason, when none will come. */
 static bool wait_for_bytes(int fd, int64_t deadline, enum head_status *why_not)
 {
     for (;;) {
+        int now = wait_readable(fd, 0);
+        if (now != 0) {
+            if (now < 0)
+                *why_not = HEAD_BROKEN;
+            return now > 0;
+        }
         if (shutdown_requested()) {
             *why_not = HEAD_STOPPED;
             return false;

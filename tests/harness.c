@@ -449,7 +449,7 @@ const char *replay_command(const struct server *server, const char *request, siz
     snprintf(command, sizeof command,
              "\nTry it by hand, from the workbook's folder:\n"
              "  %s%s --port 7999 &\n"
-             "  printf '%s' | nc -q 10 127.0.0.1 7999; kill %%1",
+             "  printf '%s' | nc -N 127.0.0.1 7999; kill %%1",
              short_path(server->path), server->args, escaped);
     return command;
 }
