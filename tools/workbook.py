@@ -102,12 +102,14 @@ def run_suite(suite, extra=(), build_dir=BUILD):
 
 def subtests(output):
     """(passed, total) over meson's lines for TAP tests ("3/8 subtests passed",
-    or "8 subtests passed" when all did)."""
-    passed = total = 0
-    for some, of in re.findall(r"(\d+)(?:/(\d+))? subtests passed", output):
-        passed += int(some)
-        total += int(of or some)
-    return passed, total
+    or "8 subtests passed" when all did), each test counted once: meson
+    repeats the failing ones in its summary."""
+    counts = {}
+    for name, some, of in re.findall(
+            r"^\s*\d+/\d+ (\S+ / .+?)\s+[A-Z]+\s.*?(\d+)(?:/(\d+))? subtests passed",
+            output, re.M):
+        counts[name.strip()] = (int(some), int(of or some))
+    return sum(p for p, _ in counts.values()), sum(t for _, t in counts.values())
 
 
 def failure_blocks(log_text):
