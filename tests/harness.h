@@ -11,6 +11,14 @@
 
 #include <criterion/criterion.h>
 
+/* -------------------------------------------------------------- basics */
+
+/* Milliseconds on the monotonic clock. */
+int64_t now_ms(void);
+
+/* Sleeps ms milliseconds, resuming after a signal. */
+void pause_ms(int ms);
+
 /* ------------------------------------------------------------ programs */
 
 struct program_run {

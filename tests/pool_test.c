@@ -97,22 +97,6 @@ static const char *pool_said(void)
 
 TestSuite(step2_pool, .timeout = 30, .init = capture_stderr, .fini = release_stderr);
 
-/* --------------------------------------------------------------- clocks */
-
-static int64_t now_ms(void)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
-}
-
-static void pause_ms(int ms)
-{
-    struct timespec pause = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
-    while (nanosleep(&pause, &pause) != 0 && errno == EINTR) {
-    }
-}
-
 /* An absolute deadline for pthread_cond_timedwait (CLOCK_REALTIME, its default). */
 static struct timespec deadline_after(int ms)
 {

@@ -392,12 +392,7 @@ SERVER_TEST(closes_an_empty_connection_quietly)
 
 /* ----------------------------------------------------------- shutdown */
 
-struct background_exchange {
-    int port;
-    struct exchange result;
-};
-
-static void *exchange_in_background(void *argument)
+void *exchange_in_background(void *argument)
 {
     struct background_exchange *job = argument;
     exchange(job->port, GET_HELLO, strlen(GET_HELLO), NULL, 10000, &job->result);

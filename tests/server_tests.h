@@ -21,6 +21,13 @@ extern const char GET_HELLO[];
 const char *yours(void);
 const char *reference(void);
 
+/* A GET / on its own thread, for tests that act while it is in flight. */
+struct background_exchange {
+    int port;
+    struct exchange result;
+};
+void *exchange_in_background(void *job); /* a pthread start routine */
+
 /* Start them, with "your server" / "the reference server" in messages. */
 void start_yours(struct server *server, const char *const args[]);
 void start_reference(struct server *server, const char *const args[]);

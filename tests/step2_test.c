@@ -172,24 +172,12 @@ SERVER_TEST(a_silent_client_ties_up_one_worker_not_the_pool)
               "test again.", finish_times(&wave_theirs));
 }
 
-struct background_request {
-    int port;
-    struct exchange result;
-};
-
-static void *request_in_background(void *argument)
-{
-    struct background_request *request = argument;
-    exchange(request->port, GET_HELLO, strlen(GET_HELLO), NULL, 10000, &request->result);
-    return NULL;
-}
-
-static void start_requests(struct background_request *requests, pthread_t *threads, int count,
+static void start_requests(struct background_exchange *requests, pthread_t *threads, int count,
                            int port)
 {
     for (int i = 0; i < count; i++) {
         requests[i].port = port;
-        cr_assert(pthread_create(&threads[i], NULL, request_in_background, &requests[i]) == 0,
+        cr_assert(pthread_create(&threads[i], NULL, exchange_in_background, &requests[i]) == 0,
                   "pthread_create failed");
     }
 }
@@ -198,7 +186,7 @@ SERVER_TEST(finishes_requests_in_flight_on_sigterm_with_an_idle_connection_open)
 {
     enum { IN_FLIGHT = 2, DELAY_MS = 600 };
     const char *const args[] = {"--workers", "3", "--delay-ms", "600", NULL};
-    struct background_request requests[IN_FLIGHT];
+    struct background_exchange requests[IN_FLIGHT];
     pthread_t threads[IN_FLIGHT];
     struct server mine;
     struct parsed_response r;
@@ -242,7 +230,7 @@ SERVER_TEST(exits_on_sigterm_even_with_clients_waiting_for_a_worker)
 {
     enum { CLIENTS = 4, DELAY_MS = 500 };
     const char *const args[] = {"--workers", "1", "--delay-ms", "500", NULL};
-    struct background_request requests[CLIENTS];
+    struct background_exchange requests[CLIENTS];
     pthread_t threads[CLIENTS];
     struct server mine;
     struct parsed_response r;
