@@ -134,8 +134,7 @@ def command_test(args):
     step = find_step(args[0])
     if not build(step.targets):
         return 1
-    result = subprocess.run(["meson", "test", "-C", str(BUILD), "--no-rebuild", "--suite",
-                             step.name], cwd=ROOT, capture_output=True, text=True)
+    result = run_suite(step.name)
     say("\n".join(l for l in result.stdout.splitlines() if re.match(r"\s*\d+/\d+ ", l)))
     log = (BUILD / "meson-logs" / "testlog.txt").read_text()
     passed, total = subtests(result.stdout)
