@@ -3,13 +3,12 @@
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include "clock.h"
-#include "head_reader.h"
 #include "log.h"
+#include "request_io.h"
 #include "response.h"
 #include "socket_io.h"
 
@@ -41,31 +40,6 @@ static void do_heavy_work(const struct response *response, const struct server_c
         sleep_ms(config->delay_ms);
 }
 
-/* Writes the whole response, looping over partial writes. A client that
- * accepts no byte for idle_ms is given up on. */
-static bool send_response(int fd, const struct response *response, int idle_ms)
-{
-    struct outgoing outgoing;
-    const char *data;
-    size_t length;
-
-    outgoing_start(&outgoing, response);
-    while ((length = outgoing_next(&outgoing, &data)) > 0) {
-        ssize_t written = send(fd, data, length, MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (written > 0) {
-            outgoing_advance(&outgoing, (size_t)written);
-        } else if (written < 0 && (errno == EAGAIN || errno == EINTR)) {
-            if (wait_writable(fd, idle_ms) <= 0)
-                return false;
-        } else {
-            if (errno != EPIPE && errno != ECONNRESET)
-                log_error("send: %s", strerror(errno));
-            return false;
-        }
-    }
-    return true;
-}
-
 static void describe_request_line(enum head_status status, const struct http_request *request,
                                   char *out, size_t size)
 {
@@ -89,13 +63,20 @@ static bool client_may_still_send(enum head_status status, const struct http_req
 
 void serve_connection(int client_fd, const struct server_config *config)
 {
-    static _Thread_local struct head_buffer buffer; /* 8 KiB: keep it off the stack */
+    /* 8 KiB from the heap, not the stack: AddressSanitizer guards heap
+     * blocks on both sides, so a read past the buffer is caught at once. */
+    struct head_buffer *buffer = malloc(sizeof *buffer);
     struct http_request request;
     struct response response;
     char request_line[256];
     int64_t started = monotonic_ms();
 
-    enum head_status status = read_request_head(client_fd, &buffer, config->idle_ms, &request);
+    if (buffer == NULL) {
+        log_error("malloc: %s", strerror(errno));
+        close_gracefully(client_fd, false);
+        return;
+    }
+    enum head_status status = read_request_head(client_fd, buffer, config->idle_ms, &request);
     bool answered = choose_response(status, &request, &response);
     if (answered) {
         do_heavy_work(&response, config);
@@ -106,5 +87,6 @@ void serve_connection(int client_fd, const struct server_config *config)
     }
     /* No response, nothing to protect: a silent or departed client is
      * closed at once, never kept for the lingering half second. */
-    close_gracefully(client_fd, answered && client_may_still_send(status, &request, &buffer));
+    close_gracefully(client_fd, answered && client_may_still_send(status, &request, buffer));
+    free(buffer);
 }

@@ -9,6 +9,7 @@
 
 #include "clock.h"
 #include "log.h"
+#include "shutdown.h"
 
 /* How long a graceful close may wait for the client, and how much it reads. */
 enum { DRAIN_MS = 500, DRAIN_LIMIT = 64 * 1024 };
@@ -35,6 +36,24 @@ int wait_readable(int fd, int timeout_ms)
 int wait_writable(int fd, int timeout_ms)
 {
     return wait_for(fd, POLLOUT, timeout_ms);
+}
+
+enum input_wait wait_for_input(int fd, int64_t deadline_ms)
+{
+    for (;;) {
+        int ready = wait_readable(fd, 0);
+        if (ready != 0)
+            return ready > 0 ? INPUT_READY : INPUT_FAILED;
+        if (shutdown_requested())
+            return INPUT_STOPPED;
+        int64_t left = deadline_ms - monotonic_ms();
+        if (left <= 0)
+            return INPUT_TIMED_OUT;
+        /* A signal cuts the wait short (0): go round, and look at the flag. */
+        ready = wait_readable(fd, left < STOP_CHECK_INTERVAL_MS ? (int)left : STOP_CHECK_INTERVAL_MS);
+        if (ready != 0)
+            return ready > 0 ? INPUT_READY : INPUT_FAILED;
+    }
 }
 
 void close_gracefully(int fd, bool linger)

@@ -3,11 +3,27 @@
 #define COMMON_SOCKET_IO_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 /* Waits until fd is readable (or writable) for at most timeout_ms.
  * Returns 1 when ready, 0 on timeout or signal, -1 on error. */
 int wait_readable(int fd, int timeout_ms);
 int wait_writable(int fd, int timeout_ms);
+
+/* How waiting for a client's next bytes ended. */
+enum input_wait {
+    INPUT_READY,     /* a recv() will not block: bytes, or the end of the connection */
+    INPUT_TIMED_OUT, /* nothing came before the deadline */
+    INPUT_STOPPED,   /* shutdown was requested meanwhile */
+    INPUT_FAILED,    /* poll() failed (already reported on stderr) */
+};
+
+/* Waits until fd is readable or monotonic_ms() reaches deadline_ms. It waits
+ * in slices of at most STOP_CHECK_INTERVAL_MS and looks at the stop flag
+ * between them, so that SIGTERM is noticed within 100 ms (NOTES.md 1.6).
+ * Bytes that are already waiting are always READY, even during a shutdown:
+ * a request that has fully arrived is still answered. */
+enum input_wait wait_for_input(int fd, int64_t deadline_ms);
 
 /* Closes a connection without losing the response just written.
  * Closing a socket that still has unread bytes makes the kernel send a

@@ -8,8 +8,8 @@
 
 void serve_forever(int listen_fd, const struct server_config *config)
 {
-    /* TODO: write serve_forever(). NOTES.md section 1.5 "The serial loop" explains it. */
-    exercise_unwritten("serve_forever", "1.5", "The serial loop");
+    /* TODO: write serve_forever(). NOTES.md section 1.3 "The serial loop" explains it. */
+    exercise_unwritten("serve_forever", "1.3", "The serial loop");
     (void)listen_fd;
     (void)config;
 }

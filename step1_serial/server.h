@@ -1,8 +1,12 @@
 /* Step 1: the serial server. One thread; one client at a time.
  *
- * You write serve_forever(), in server.c. Everything else is given, in
- * common/: accept_client() in listener.c takes the next client, and
- * blocking_connection.c is the life of one request. Read both first. */
+ * You write three functions:
+ *   serve_forever()      in server.c      (NOTES.md section 1.3)
+ *   read_request_head()  in request_io.c  (1.4), declared in common/request_io.h
+ *   send_response()      in request_io.c  (1.5), declared in common/request_io.h
+ * Given, in common/: accept_client() (listener.c) takes the next client, and
+ * serve_connection() (blocking_connection.c) is the life of one request: it
+ * calls your read_request_head() and send_response(). */
 #ifndef STEP1_SERVER_H
 #define STEP1_SERVER_H
 

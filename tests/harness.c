@@ -1,6 +1,7 @@
 #include "harness.h"
 
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -19,6 +20,8 @@
 #include <time.h>
 #include <unistd.h>
 
+extern char **environ;
+
 /* ---------------------------------------------------------------- basics */
 
 int64_t now_ms(void)
@@ -33,17 +36,6 @@ void pause_ms(int ms)
     struct timespec pause = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
     while (nanosleep(&pause, &pause) != 0 && errno == EINTR) {
     }
-}
-
-const char *test_message(const char *format, ...)
-{
-    static char message[16384];
-    va_list args;
-
-    va_start(args, format);
-    vsnprintf(message, sizeof message, format, args);
-    va_end(args);
-    return message;
 }
 
 static char *read_whole_file(const char *path)
@@ -72,24 +64,89 @@ static char *read_whole_file(const char *path)
     return text;
 }
 
-const char *env_path(const char *name)
+/* ------------------------------------------------------- failing well */
+
+static const char *workbook_root(void)
 {
-    const char *value = getenv(name);
-    if (value == NULL || value[0] == '\0')
-        fail_test("The environment variable %s is not set. Run the tests through meson "
-                  "(`./workbook test STEP` or `meson test -C build --suite STEP`), which sets it.",
-                  name);
-    return value;
+    const char *root = getenv("WORKBOOK_ROOT");
+    return root != NULL && root[0] != '\0' ? root : WORKBOOK_ROOT_DEFAULT;
 }
 
 const char *short_path(const char *path)
 {
-    const char *root = getenv("WORKBOOK_ROOT");
-    size_t length = root ? strlen(root) : 0;
+    const char *root = workbook_root();
+    size_t length = strlen(root);
 
     if (length > 0 && strncmp(path, root, length) == 0 && path[length] == '/')
         return path + length + 1;
     return path;
+}
+
+static const char *default_path(const char *env_name)
+{
+    for (const struct program_default *entry = program_defaults; entry->env_name != NULL; entry++)
+        if (strcmp(entry->env_name, env_name) == 0)
+            return entry->path;
+    return NULL;
+}
+
+const char *program_path(const char *env_name)
+{
+    const char *value = getenv(env_name);
+
+    if (value != NULL && value[0] != '\0')
+        return value;
+    value = default_path(env_name);
+    if (value == NULL)
+        cr_assert_fail("harness: no program is named %s: set it in the environment.", env_name);
+    return value;
+}
+
+/* The variables of program_defaults set to something else than their
+ * default (a wrong solution, the reference): part of the command. */
+static size_t describe_overrides(char *out, size_t size)
+{
+    size_t used = 0;
+
+    out[0] = '\0';
+    for (const struct program_default *entry = program_defaults; entry->env_name != NULL; entry++) {
+        const char *value = getenv(entry->env_name);
+        if (value != NULL && value[0] != '\0' && strcmp(value, entry->path) != 0 && used < size)
+            used += (size_t)snprintf(out + used, size - used, "%s=%s ", entry->env_name,
+                                     short_path(value));
+    }
+    return used;
+}
+
+const char *run_alone_command(void)
+{
+    static char command[2048];
+    char overrides[1024];
+    char exe[512];
+    ssize_t length = readlink("/proc/self/exe", exe, sizeof exe - 1);
+
+    exe[length > 0 ? length : 0] = '\0';
+    describe_overrides(overrides, sizeof overrides);
+    if (criterion_current_test == NULL || criterion_current_suite == NULL)
+        return "";
+    snprintf(command, sizeof command, "\nRun this test alone, from the workbook's folder:\n  %s%s "
+             "--filter='%s/%s'", overrides, short_path(exe), criterion_current_suite->name,
+             criterion_current_test->name);
+    return command;
+}
+
+const char *test_message(const char *format, ...)
+{
+    static char message[16384];
+    va_list args;
+    int used;
+
+    va_start(args, format);
+    used = vsnprintf(message, sizeof message, format, args);
+    va_end(args);
+    if (used >= 0 && (size_t)used < sizeof message)
+        snprintf(message + used, sizeof message - (size_t)used, "%s", run_alone_command());
+    return message;
 }
 
 /* Children inherit this: the step 3 tests open a thousand connections. */
@@ -114,9 +171,30 @@ static bool make_temp_file(char *path, size_t size, const char *tag)
     return true;
 }
 
-/* In the child: stdin from /dev/null, stdout and stderr to files, and
- * death with the parent, so that no test ever leaves a server behind. */
-static void become_child(const char *out_path, const char *err_path)
+/* The environment of a child: ours, with the sanitizers set to report a
+ * leak at exit (exit status 23) and to stop at the first error. Built
+ * before fork(): after it, only async-signal-safe calls are allowed. */
+enum { MAX_ENVIRONMENT = 256 };
+static char *const *child_environment(void)
+{
+    static char *entries[MAX_ENVIRONMENT + 3];
+    static char asan[] = "ASAN_OPTIONS=detect_leaks=1:exitcode=23:abort_on_error=0";
+    static char ubsan[] = "UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1";
+    int count = 0;
+
+    for (char **entry = environ; *entry != NULL && count < MAX_ENVIRONMENT; entry++)
+        if (strncmp(*entry, "ASAN_OPTIONS=", 13) != 0 && strncmp(*entry, "UBSAN_OPTIONS=", 14) != 0)
+            entries[count++] = *entry;
+    entries[count++] = asan;
+    entries[count++] = ubsan;
+    entries[count] = NULL;
+    return entries;
+}
+
+/* In the child: stdin from /dev/null, stdout and stderr to files, the
+ * descriptor limit asked for, and death with the parent, so that no test
+ * ever leaves a server behind. */
+static void become_child(const char *out_path, const char *err_path, int open_files)
 {
     int in = open("/dev/null", O_RDONLY);
     int out = open(out_path, O_WRONLY | O_TRUNC);
@@ -127,28 +205,28 @@ static void become_child(const char *out_path, const char *err_path)
         _exit(126);
     /* Nothing else of the test runner's (its pipes keep it waiting). */
     close_range(3, ~0U, 0);
+    if (open_files > 0) {
+        struct rlimit limit = {.rlim_cur = (rlim_t)open_files, .rlim_max = (rlim_t)open_files};
+        if (setrlimit(RLIMIT_NOFILE, &limit) != 0)
+            _exit(125);
+    }
 }
 
-static pid_t spawn(const char *const argv[], const char *out_path, const char *err_path)
+static pid_t spawn(const char *const argv[], const char *out_path, const char *err_path,
+                   int open_files)
 {
+    char *const *environment = child_environment();
     pid_t pid;
 
     fflush(NULL);
     pid = fork();
     if (pid == 0) {
-        become_child(out_path, err_path);
-        execv(argv[0], (char *const *)argv);
-        fprintf(stderr, "cannot run %s: %s\n", argv[0], strerror(errno));
+        become_child(out_path, err_path, open_files);
+        execve(argv[0], (char *const *)argv, environment);
+        dprintf(2, "cannot run %s: %s\n", argv[0], strerror(errno));
         _exit(127);
     }
     return pid;
-}
-
-static int decode_status(int status)
-{
-    if (WIFEXITED(status))
-        return WEXITSTATUS(status);
-    return 128 + WTERMSIG(status);
 }
 
 /* Waits up to timeout_ms for pid. Returns true and its raw status if it exited. */
@@ -178,7 +256,7 @@ bool run_program(const char *const argv[], int timeout_ms, struct program_run *r
     if (!make_temp_file(out_path, sizeof out_path, "out") ||
         !make_temp_file(err_path, sizeof err_path, "err"))
         return false;
-    pid_t pid = spawn(argv, out_path, err_path);
+    pid_t pid = spawn(argv, out_path, err_path, 0);
     if (pid < 0)
         return false;
     if (!reap_within(pid, timeout_ms, &raw_status)) {
@@ -226,6 +304,52 @@ const char *todo_lines(const char *stderr_text)
     return result;
 }
 
+/* Whether a line of a sanitizer's report is worth showing: its verdict, a
+ * frame of the workbook's own code, or the summary. */
+static bool worth_showing(const char *line, size_t length)
+{
+    const char *frame = memmem(line, length, " in ", 4);
+    if (memmem(line, length, "#", 1) == NULL || frame == NULL)
+        return true;
+    return memmem(line, length, "libsanitizer", 12) == NULL &&
+           memmem(line, length, "libc_start", 10) == NULL &&
+           memmem(line, length, "libc.so", 7) == NULL &&
+           memmem(line, length, " in _start", 10) == NULL;
+}
+
+const char *sanitizer_report(const char *stderr_text)
+{
+    static const char *const starts[] = {"ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                                         "runtime error:", "WARNING: ThreadSanitizer"};
+    static char report[3000];
+    const char *found = NULL;
+    size_t used = 0;
+
+    for (size_t i = 0; i < sizeof starts / sizeof starts[0]; i++) {
+        const char *at = strstr(stderr_text, starts[i]);
+        if (at != NULL && (found == NULL || at < found))
+            found = at;
+    }
+    if (found == NULL)
+        return "";
+    while (found > stderr_text && found[-1] != '\n')
+        found--;
+    used = (size_t)snprintf(report, sizeof report, "\nThe sanitizer's report (the first lines; "
+                            "the frames are your code, innermost first):");
+    int shown = 0;
+    for (const char *line = found; *line != '\0' && shown < 14 && used + 200 < sizeof report;) {
+        const char *end = strchr(line, '\n');
+        size_t length = end ? (size_t)(end - line) : strlen(line);
+        if (length > 0 && worth_showing(line, length)) {
+            used += (size_t)snprintf(report + used, sizeof report - used, "\n  %.*s",
+                                     (int)(length < 180 ? length : 180), line);
+            shown++;
+        }
+        line = end ? end + 1 : line + length;
+    }
+    return report;
+}
+
 /* -------------------------------------------------------------- servers */
 
 /* The harness's own record of every child it started. A test's struct
@@ -256,7 +380,9 @@ static void reap(struct server *server, int raw_status)
     for (int i = 0; i < MAX_SERVERS; i++)
         if (owned[i].pid == server->pid)
             owned[i].pid = 0; /* its files stay until .fini: messages may read them */
-    server->exit_status = decode_status(raw_status);
+    server->term_signal = WIFSIGNALED(raw_status) ? WTERMSIG(raw_status) : 0;
+    server->exit_status = WIFEXITED(raw_status) ? WEXITSTATUS(raw_status)
+                                                : 128 + server->term_signal;
     server->pid = 0;
 }
 
@@ -283,6 +409,12 @@ static bool read_listening_line(struct server *server)
 void start_server(struct server *server, const char *role, const char *path,
                   const char *const args[])
 {
+    start_server_with(server, role, path, args, NULL);
+}
+
+void start_server_with(struct server *server, const char *role, const char *path,
+                       const char *const args[], const struct start_options *options)
+{
     const char *argv[32];
     int count = 0, raw_status;
     size_t used = 0;
@@ -302,7 +434,8 @@ void start_server(struct server *server, const char *role, const char *path,
     if (!make_temp_file(server->stdout_path, sizeof server->stdout_path, "stdout") ||
         !make_temp_file(server->stderr_path, sizeof server->stderr_path, "stderr"))
         fail_test("harness: cannot create temporary files in /tmp: %s", strerror(errno));
-    server->pid = spawn(argv, server->stdout_path, server->stderr_path);
+    server->pid = spawn(argv, server->stdout_path, server->stderr_path,
+                        options != NULL ? options->open_files : 0);
     if (server->pid < 0)
         fail_test("harness: fork failed: %s", strerror(errno));
     remember(server);
@@ -312,9 +445,8 @@ void start_server(struct server *server, const char *role, const char *path,
             return;
         if (waitpid(server->pid, &raw_status, WNOHANG) == server->pid) {
             reap(server, raw_status);
-            fail_test("%s (%s%s) exited with status %d before printing \"listening on "
-                      "HOST:PORT\".%s", role, short_path(path), server->args,
-                      server->exit_status, server_said(server));
+            fail_test("%s (%s%s) %s before printing \"listening on HOST:PORT\".%s", role,
+                      short_path(path), server->args, describe_exit(server), server_said(server));
         }
     }
     fail_test("%s (%s%s) did not print \"listening on HOST:PORT\" as its first line within 5 s. "
@@ -332,6 +464,11 @@ int wait_for_exit(struct server *server, int timeout_ms)
         return -1;
     reap(server, raw_status);
     return server->exit_status;
+}
+
+bool server_running(struct server *server)
+{
+    return wait_for_exit(server, 0) < 0;
 }
 
 int stop_server(struct server *server, int timeout_ms)
@@ -370,18 +507,130 @@ char *server_stderr(const struct server *server)
     return read_whole_file(server->stderr_path);
 }
 
-int server_thread_count(const struct server *server)
+/* A number after `key` in /proc/PID/FILE, or -1. */
+static long proc_value(const struct server *server, const char *file, const char *key)
 {
     char path[64];
-    int threads = -1;
+    long value = -1;
 
-    snprintf(path, sizeof path, "/proc/%d/status", (int)server->pid);
-    char *status = server->pid > 0 ? read_whole_file(path) : NULL;
-    char *line = status ? strstr(status, "\nThreads:") : NULL;
+    if (server->pid <= 0)
+        return -1;
+    snprintf(path, sizeof path, "/proc/%d/%s", (int)server->pid, file);
+    char *text = read_whole_file(path);
+    char *line = strstr(text, key);
     if (line != NULL)
-        threads = atoi(line + 9);
-    free(status);
-    return threads;
+        value = atol(line + strlen(key));
+    free(text);
+    return value;
+}
+
+int server_thread_count(const struct server *server)
+{
+    return (int)proc_value(server, "status", "\nThreads:");
+}
+
+long server_rss_kib(const struct server *server)
+{
+    return proc_value(server, "status", "\nVmRSS:");
+}
+
+/* Counts the entries of a /proc directory, calling visit() on each. */
+static int each_proc_entry(const char *path, void (*visit)(const char *, int64_t *),
+                           int64_t *total)
+{
+    struct dirent *entry;
+    int count = 0;
+    DIR *directory = opendir(path);
+
+    if (directory == NULL)
+        return -1;
+    while ((entry = readdir(directory)) != NULL) {
+        if (entry->d_name[0] == '.')
+            continue;
+        count++;
+        if (visit != NULL)
+            visit(entry->d_name, total);
+    }
+    closedir(directory);
+    return count;
+}
+
+static pid_t visited_pid;
+
+/* Adds one thread's CPU time: the first number of its schedstat (ns). */
+static void add_thread_cpu(const char *tid, int64_t *total)
+{
+    char path[96];
+
+    snprintf(path, sizeof path, "/proc/%d/task/%s/schedstat", (int)visited_pid, tid);
+    char *text = read_whole_file(path);
+    *total += atoll(text);
+    free(text);
+}
+
+int64_t server_cpu_ns(const struct server *server)
+{
+    char path[64];
+    int64_t total = 0;
+
+    if (server->pid <= 0)
+        return -1;
+    visited_pid = server->pid;
+    snprintf(path, sizeof path, "/proc/%d/task", (int)server->pid);
+    return each_proc_entry(path, add_thread_cpu, &total) < 0 ? -1 : total;
+}
+
+int server_open_descriptors(const struct server *server)
+{
+    char path[64];
+
+    if (server->pid <= 0)
+        return -1;
+    snprintf(path, sizeof path, "/proc/%d/fd", (int)server->pid);
+    return each_proc_entry(path, NULL, NULL);
+}
+
+const char *describe_exit(const struct server *server)
+{
+    static char text[128];
+    const char *name = server->term_signal != 0 ? sigabbrev_np(server->term_signal) : NULL;
+
+    if (server->term_signal != 0)
+        snprintf(text, sizeof text, "died of SIG%s (signal %d; a shell shows exit status %d)",
+                 name != NULL ? name : "?", server->term_signal, server->exit_status);
+    else
+        snprintf(text, sizeof text, "exited with status %d", server->exit_status);
+    return text;
+}
+
+/* What a death most often means, with how to see where it happened. */
+static const char *likely_cause_of_death(const struct server *server, const char *stderr_text)
+{
+    static char text[600];
+
+    if (sanitizer_report(stderr_text)[0] != '\0')
+        return "\nA sanitizer stopped it: its report below names the kind of error and the "
+               "line of your code where it happened.";
+    switch (server->term_signal) {
+    case SIGSEGV:
+    case SIGBUS:
+        snprintf(text, sizeof text,
+                 "\nLikely cause: a memory error (a NULL, freed or out-of-bounds pointer, or a "
+                 "stack overflow). To see where: gdb -ex run --args %s --port 7999, then `bt` "
+                 "once it stops.", short_path(server->path));
+        return text;
+    case SIGABRT:
+        return "\nLikely cause: abort(): an assert() that failed, or the C library found a "
+               "corrupted heap (a double free, a write past a malloc'd block).";
+    case SIGPIPE:
+        return "\nLikely cause: it wrote to a connection the client had already closed. "
+               "send(..., MSG_NOSIGNAL) makes that an EPIPE error instead of a deadly signal.";
+    case SIGKILL:
+        return "\nIt was killed with SIGKILL: by the test after a timeout, or by the kernel "
+               "for lack of memory.";
+    default:
+        return "";
+    }
 }
 
 /* The last `count` lines of text, indented. */
@@ -400,26 +649,37 @@ static void last_lines(const char *text, int count, char *out, size_t size)
     for (const char *line = start; *line != '\0' && used + 4 < size;) {
         const char *end = strchr(line, '\n');
         size_t length = end ? (size_t)(end - line) : strlen(line);
-        used += (size_t)snprintf(out + used, size - used, "\n  %.*s", (int)length, line);
+        used += (size_t)snprintf(out + used, size - used, "\n  %.*s",
+                                 (int)(length < 200 ? length : 200), line);
         line = end ? end + 1 : line + length;
     }
 }
 
-const char *server_said(const struct server *server)
+const char *server_said(struct server *server)
 {
-    static char paragraph[3000];
+    static char paragraph[6000];
     char lines[2048];
+    size_t used = 0;
     char *text = server_stderr(server);
     const char *todos = todo_lines(text);
+    const char *report = sanitizer_report(text);
 
-    if (todos[0] != '\0') {
-        snprintf(paragraph, sizeof paragraph, "%s", todos);
-    } else if (text[0] != '\0') {
+    paragraph[0] = '\0';
+    /* A refused connection often means the server is exiting right now. */
+    if (server->pid > 0)
+        wait_for_exit(server, 100);
+    if (!server_running(server))
+        used += (size_t)snprintf(paragraph, sizeof paragraph, "\n%c%s is no longer running: it "
+                                 "%s.%s", server->role[0] == 'y' ? 'Y' : 'T', server->role + 1,
+                                 describe_exit(server), likely_cause_of_death(server, text));
+    if (report[0] != '\0' && used < sizeof paragraph)
+        used += (size_t)snprintf(paragraph + used, sizeof paragraph - used, "%s", report);
+    if (todos[0] != '\0' && used < sizeof paragraph) {
+        snprintf(paragraph + used, sizeof paragraph - used, "%s", todos);
+    } else if (text[0] != '\0' && report[0] == '\0' && used < sizeof paragraph) {
         last_lines(text, 6, lines, sizeof lines);
-        snprintf(paragraph, sizeof paragraph, "\nThe stderr of %s ended with:%s", server->role,
-                 lines);
-    } else {
-        paragraph[0] = '\0';
+        snprintf(paragraph + used, sizeof paragraph - used, "\nThe stderr of %s ended with:%s",
+                 server->role, lines);
     }
     free(text);
     return paragraph;
@@ -477,7 +737,7 @@ static int connect_to(int port, int *error)
     return fd;
 }
 
-int connect_silently(const struct server *server)
+int connect_silently(struct server *server)
 {
     int error = 0;
     int fd = connect_to(server->port, &error);
@@ -610,7 +870,11 @@ const char *describe_end(const struct exchange *result)
                  (long long)(result->finished_ms - result->started_ms), result->length);
         break;
     case END_REFUSED:
-        snprintf(text, sizeof text, "the connection was refused: nobody is listening");
+        snprintf(text, sizeof text, "the connection was refused (no program listens on that "
+                 "port)");
+        break;
+    case END_RESPONSE:
+        snprintf(text, sizeof text, "a whole response arrived (%zu bytes)", result->length);
         break;
     case END_STUB:
         snprintf(text, sizeof text, "no answer (%zu bytes), and the server reached a stub: "
@@ -630,6 +894,118 @@ enum exchange_end wait_for_server_close(int fd, int timeout_ms, int64_t *elapsed
     *elapsed_ms = now_ms() - result.started_ms;
     exchange_free(&result);
     return result.end;
+}
+
+/* A keep-alive connection: several requests, one response at a time. */
+
+void client_connect(struct client *client, struct server *server)
+{
+    int error = 0;
+
+    memset(client, 0, sizeof *client);
+    client->fd = connect_to(server->port, &error);
+    if (client->fd < 0)
+        fail_test("Could not connect to %s on port %d: %s.%s", server->role, server->port,
+                  strerror(error), server_said(server));
+}
+
+bool client_send(struct client *client, const char *bytes, size_t length,
+                 const struct send_plan *plan)
+{
+    return send_by_plan(client->fd, bytes, length, plan);
+}
+
+static void keep_pending(struct client *client, const char *data, size_t length)
+{
+    if (client->pending_length + length + 1 > client->pending_capacity) {
+        client->pending_capacity = (client->pending_length + length + 1) * 2;
+        client->pending = realloc(client->pending, client->pending_capacity);
+    }
+    memcpy(client->pending + client->pending_length, data, length);
+    client->pending_length += length;
+    client->pending[client->pending_length] = '\0';
+}
+
+/* The length of the first whole response in the pending bytes, or 0. */
+static size_t whole_response_length(const struct client *client, bool head_only)
+{
+    struct parsed_response r;
+
+    if (client->pending_length == 0 ||
+        !parse_response(client->pending, client->pending_length, &r))
+        return 0;
+    if (head_only)
+        return r.head_length;
+    if (r.content_length < 0 || !r.complete)
+        return 0;
+    return r.head_length + (size_t)r.content_length;
+}
+
+/* Hands the first `length` pending bytes over to response. */
+static void hand_over(struct client *client, size_t length, struct exchange *response)
+{
+    response->bytes = malloc(length + 1);
+    memcpy(response->bytes, client->pending, length);
+    response->bytes[length] = '\0';
+    response->length = length;
+    memmove(client->pending, client->pending + length, client->pending_length - length);
+    client->pending_length -= length;
+}
+
+enum exchange_end client_read_response(struct client *client, bool head_only, int timeout_ms,
+                                       struct exchange *response)
+{
+    char chunk[65536];
+    int64_t deadline = now_ms() + timeout_ms;
+    size_t whole;
+
+    memset(response, 0, sizeof *response);
+    response->started_ms = now_ms();
+    while ((whole = whole_response_length(client, head_only)) == 0) {
+        int64_t left = deadline - now_ms();
+        struct pollfd entry = {.fd = client->fd, .events = POLLIN};
+        if (left <= 0) {
+            response->end = END_TIMED_OUT;
+            break;
+        }
+        if (poll(&entry, 1, left < STUB_CHECK_MS ? (int)left : STUB_CHECK_MS) == 0) {
+            if (stub_reached()) {
+                response->end = END_STUB;
+                break;
+            }
+            continue;
+        }
+        ssize_t got = recv(client->fd, chunk, sizeof chunk, 0);
+        if (got > 0) {
+            keep_pending(client, chunk, (size_t)got);
+        } else if (got == 0 || errno != EINTR) {
+            response->error = got < 0 ? errno : 0;
+            response->end = got == 0 ? END_CLOSED : errno == ECONNRESET ? END_RESET : END_FAILED;
+            break;
+        }
+    }
+    if (whole > 0)
+        response->end = END_RESPONSE;
+    /* Whatever arrived is shown in messages, whole or not. */
+    hand_over(client, whole > 0 ? whole : client->pending_length, response);
+    response->finished_ms = now_ms();
+    return response->end;
+}
+
+enum exchange_end client_wait_close(struct client *client, int timeout_ms, int64_t *elapsed_ms)
+{
+    client->pending_length = 0;
+    return wait_for_server_close(client->fd, timeout_ms, elapsed_ms);
+}
+
+void client_close(struct client *client)
+{
+    if (client->fd >= 0)
+        close(client->fd);
+    client->fd = -1;
+    free(client->pending);
+    client->pending = NULL;
+    client->pending_length = client->pending_capacity = 0;
 }
 
 /* ------------------------------------------------------------ responses */
@@ -804,6 +1180,7 @@ void run_wave(const struct server *server, int clients, const char *request, int
         wave->finished_ms[i] = timeout_ms;
         if (client[i].fd < 0) {
             client[i].done = true;
+            wave->connect_failures++;
             remaining--;
         }
     }
@@ -838,4 +1215,18 @@ void run_wave(const struct server *server, int clients, const char *request, int
         wave->status[i] = strncmp(client[i].head, "HTTP/1.", 7) == 0 ? atoi(client[i].head + 9) : 0;
     }
     qsort(wave->finished_ms, (size_t)clients, sizeof wave->finished_ms[0], compare_times);
+}
+
+const char *finish_times(const struct wave *wave)
+{
+    static char text[1024];
+    size_t used = 0;
+
+    text[0] = '\0';
+    for (int k = 0; k < wave->clients && used + 16 < sizeof text; k++)
+        used += (size_t)snprintf(text + used, sizeof text - used, " %lld",
+                                 (long long)wave->finished_ms[k]);
+    if (used + 16 >= sizeof text)
+        snprintf(text + used, sizeof text - used, " ...");
+    return text;
 }

@@ -19,7 +19,39 @@ int64_t now_ms(void);
 /* Sleeps ms milliseconds, resuming after a signal. */
 void pause_ms(int ms);
 
+/* ------------------------------------------------------ failing well */
+
+/* Fails the test with a printf-style message (a short paragraph), followed
+ * by the command that runs this test alone. A macro, so that Criterion
+ * reports the test's own file and line. */
+#define fail_test(...) cr_assert_fail("%s", test_message(__VA_ARGS__))
+
+/* Fails the test, as fail_test() does, unless condition holds. */
+#define check(condition, ...)                                                                      \
+    do {                                                                                           \
+        if (!(condition))                                                                          \
+            fail_test(__VA_ARGS__);                                                                \
+    } while (0)
+
+/* The formatted message and the run-alone command (valid until the next call). */
+const char *test_message(const char *format, ...) __attribute__((format(printf, 1, 2)));
+
+/* "\nRun this test alone: [VAR=... ]build/step1_tests --filter='step1/name'" */
+const char *run_alone_command(void);
+
 /* ------------------------------------------------------------ programs */
+
+/* Every test executable defines this table: the environment variables that
+ * name the programs it tests, and the path of each when the variable is not
+ * set (meson compiles the paths in). The last entry is {NULL, NULL}. */
+struct program_default {
+    const char *env_name;
+    const char *path;
+};
+extern const struct program_default program_defaults[];
+
+/* The program named by env_name: the variable's value, or its default. */
+const char *program_path(const char *env_name);
 
 struct program_run {
     int exit_code;   /* -1 when killed by a signal */
@@ -39,9 +71,11 @@ void program_run_free(struct program_run *run);
  * failure message, or "" when there are none. Valid until the next call. */
 const char *todo_lines(const char *stderr_text);
 
-/* The value of an environment variable that names a file; fails the test
- * with a clear message when it is missing. */
-const char *env_path(const char *name);
+/* The first report of AddressSanitizer, LeakSanitizer, UBSan or
+ * ThreadSanitizer in a program's stderr, trimmed to its summary and the
+ * first frames, as a paragraph; "" when there is none. Valid until the next
+ * call. */
+const char *sanitizer_report(const char *stderr_text);
 
 /* A path shortened to be relative to the workbook's folder, for messages. */
 const char *short_path(const char *path);
@@ -52,6 +86,7 @@ struct server {
     pid_t pid; /* 0 once reaped */
     int port;
     int exit_status; /* valid once reaped: exit code, or 128 + signal */
+    int term_signal; /* valid once reaped: the signal that killed it, 0 if it exited */
     const char *role; /* "your server" or "the reference server" */
     char path[512];
     char args[256];   /* the flags it was started with, for messages */
@@ -59,12 +94,19 @@ struct server {
     char stderr_path[64];
 };
 
+struct start_options {
+    int open_files; /* RLIMIT_NOFILE for the server (set before exec); 0: as ours */
+};
+
 /* Starts path with args (NULL-terminated; "--port 0" is added) and waits up
  * to 5 s for its "listening on HOST:PORT" line. Fails the test, with what
  * the server said, if it exits or stays silent. The server dies with the
- * test process, and stop_all_servers() (the suites' .fini) reaps it. */
+ * test process, and stop_all_servers() (the suites' .fini) reaps it. A
+ * server built with AddressSanitizer reports leaks at its exit (exit 23). */
 void start_server(struct server *server, const char *role, const char *path,
                   const char *const args[]);
+void start_server_with(struct server *server, const char *role, const char *path,
+                       const char *const args[], const struct start_options *options);
 
 /* SIGTERM, then waits up to timeout_ms for the exit. Returns the exit status
  * (128 + signal if killed), or -1 if it did not exit (it is then killed). */
@@ -74,15 +116,34 @@ int stop_server(struct server *server, int timeout_ms);
  * status as stop_server() does, or -1 if it is still running. */
 int wait_for_exit(struct server *server, int timeout_ms);
 
+/* Whether the server still runs. If it has exited, it is reaped and its
+ * exit status recorded. */
+bool server_running(struct server *server);
+
 /* The server's stderr so far (malloc'd). */
 char *server_stderr(const struct server *server);
 
 /* Threads of the server process, from /proc/PID/status; -1 if gone. */
 int server_thread_count(const struct server *server);
 
-/* A paragraph for failure messages: the TODO lines the server printed, or
- * the last lines of its stderr, or "" when it said nothing. */
-const char *server_said(const struct server *server);
+/* CPU time used by all the server's threads so far, in nanoseconds (from
+ * /proc/PID/task/TID/schedstat); -1 if gone. */
+int64_t server_cpu_ns(const struct server *server);
+
+/* Resident memory of the server (VmRSS), in KiB; -1 if gone. */
+long server_rss_kib(const struct server *server);
+
+/* Open file descriptors of the server (entries of /proc/PID/fd); -1 if gone. */
+int server_open_descriptors(const struct server *server);
+
+/* A paragraph for failure messages: how the server died, if it did (with the
+ * likely cause and a sanitizer's report), then the TODO lines it printed, or
+ * the last lines of its stderr. "" when there is nothing to say. */
+const char *server_said(struct server *server);
+
+/* "exited with status 1", "died of SIGSEGV (signal 11)", for a server
+ * that has been reaped. Valid until the next call. */
+const char *describe_exit(const struct server *server);
 
 /* How to replay `request` by hand against this server (printf | nc). */
 const char *replay_command(const struct server *server, const char *request, size_t length);
@@ -99,6 +160,7 @@ enum exchange_end {
     END_REFUSED,   /* nobody listening */
     END_FAILED,    /* another socket error */
     END_STUB,      /* given up: the server reported a function still to write */
+    END_RESPONSE,  /* client_read_response(): one whole response arrived */
 };
 
 struct exchange {
@@ -130,11 +192,40 @@ const char *describe_end(const struct exchange *result);
 
 /* A connected socket that sends nothing. Fails the test, with what the
  * server said, when the server accepts no connection. */
-int connect_silently(const struct server *server);
+int connect_silently(struct server *server);
 
 /* Waits up to timeout_ms for the server to close fd; returns how it ended,
  * and the time it took in *elapsed_ms. */
 enum exchange_end wait_for_server_close(int fd, int timeout_ms, int64_t *elapsed_ms);
+
+/* A connection that lives across several requests (keep-alive, pipelining).
+ * Bytes received past one response are kept for the next. */
+struct client {
+    int fd;
+    char *pending; /* received, not yet handed out */
+    size_t pending_length;
+    size_t pending_capacity;
+};
+
+/* Connects to the server; fails the test (with what the server said) if it
+ * cannot. */
+void client_connect(struct client *client, struct server *server);
+
+/* Writes bytes by plan. False if the connection failed (errno says why). */
+bool client_send(struct client *client, const char *bytes, size_t length,
+                 const struct send_plan *plan);
+
+/* Reads exactly one response: its head, then Content-Length bytes of body
+ * (none when head_only: the answer to a HEAD request). END_RESPONSE when it
+ * arrived whole, else how the connection ended first. */
+enum exchange_end client_read_response(struct client *client, bool head_only, int timeout_ms,
+                                       struct exchange *response);
+
+/* Waits up to timeout_ms for the server to close the connection, discarding
+ * what comes. Returns how it ended; *elapsed_ms the time it took. */
+enum exchange_end client_wait_close(struct client *client, int timeout_ms, int64_t *elapsed_ms);
+
+void client_close(struct client *client);
 
 /* ------------------------------------------------------------ responses */
 
@@ -166,6 +257,7 @@ struct wave {
     int64_t finished_ms[MAX_WAVE_CLIENTS]; /* since the common start */
     int status[MAX_WAVE_CLIENTS];          /* HTTP status, 0 if none */
     int peak_threads;                      /* of the server, sampled meanwhile */
+    int connect_failures;                  /* connections that could not even start */
 };
 
 /* Starts `clients` clients at once (each its own connection, sending
@@ -174,13 +266,7 @@ struct wave {
 void run_wave(const struct server *server, int clients, const char *request, int timeout_ms,
               struct wave *wave);
 
-/* ---------------------------------------------------------- failing well */
-
-/* Fails the test with a printf-style message (a short paragraph). A macro,
- * so that Criterion reports the test's own file and line. */
-#define fail_test(...) cr_assert_fail("%s", test_message(__VA_ARGS__))
-
-/* The formatted message (valid until the next call). */
-const char *test_message(const char *format, ...) __attribute__((format(printf, 1, 2)));
+/* " 201 402 603" (ms), for messages. Valid until the next call. */
+const char *finish_times(const struct wave *wave);
 
 #endif

@@ -23,14 +23,21 @@ SERVER_SUITE(.timeout = 40, .fini = stop_all_servers);
 
 const char GET_HELLO[] = "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n";
 
+/* The programs this executable tests; meson compiles their paths in. */
+const struct program_default program_defaults[] = {
+    {UNDER_TEST_ENV, UNDER_TEST_DEFAULT},
+    {REFERENCE_ENV, REFERENCE_DEFAULT},
+    {NULL, NULL},
+};
+
 const char *yours(void)
 {
-    return env_path(UNDER_TEST_ENV);
+    return program_path(UNDER_TEST_ENV);
 }
 
 const char *reference(void)
 {
-    return env_path(REFERENCE_ENV);
+    return program_path(REFERENCE_ENV);
 }
 
 void start_yours(struct server *server, const char *const args[])
@@ -90,7 +97,7 @@ static const char *missing_header(const struct exchange *got, const struct parse
 
 /* Sends one request to a server and checks the status, the headers and a
  * clean close. Returns the exchange for the caller to compare. */
-static void expect_answer(const struct server *server, const struct wire_case *c,
+static void expect_answer(struct server *server, const struct wire_case *c,
                           const struct send_plan *plan, struct exchange *got)
 {
     struct parsed_response r;
@@ -148,6 +155,7 @@ static void check_cases(const struct wire_case *cases, size_t count, const struc
 }
 
 #define CASES(array) array, sizeof array / sizeof array[0]
+/* ==================== stage 1: the first response ==================== */
 
 SERVER_TEST(answers_get_with_the_articles_hello)
 {
@@ -190,6 +198,7 @@ SERVER_TEST(answers_head_with_the_same_headers_and_no_body)
               got.length - r.head_length);
     exchange_free(&got);
 }
+/* ==================== stage 3: the wire ==================== */
 
 SERVER_TEST(accepts_the_request_forms_rfc_9112_allows)
 {
@@ -398,6 +407,7 @@ void *exchange_in_background(void *argument)
     exchange(job->port, GET_HELLO, strlen(GET_HELLO), NULL, 10000, &job->result);
     return NULL;
 }
+/* ==================== stage 4: shutdown ==================== */
 
 SERVER_TEST(finishes_the_request_in_flight_on_sigterm)
 {
@@ -447,6 +457,7 @@ SERVER_TEST(closes_a_silent_connection_at_once_on_sigterm)
               end == END_CLOSED ? "closed" : "not closed", (long long)elapsed, status,
               server_said(&mine));
 }
+/* ==================== stage 5: the edge cases ==================== */
 
 SERVER_TEST(drops_a_silent_client_after_the_idle_timeout)
 {

@@ -38,16 +38,7 @@ static const char *staircase_break(const struct wave *wave, int delay_ms)
     }
     return NULL;
 }
-
-static const char *finish_times(const struct wave *wave)
-{
-    static char text[512];
-    size_t used = 0;
-    for (int k = 0; k < wave->clients && used + 16 < sizeof text; k++)
-        used += (size_t)snprintf(text + used, sizeof text - used, " %lld",
-                                 (long long)wave->finished_ms[k]);
-    return text;
-}
+/* ==================== stage 2: the staircase ==================== */
 
 SERVER_TEST(serves_five_clients_one_after_another)
 {

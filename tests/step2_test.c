@@ -11,18 +11,6 @@
 
 #include "server_tests.h"
 
-static const char *finish_times(const struct wave *wave)
-{
-    static char text[512];
-    size_t used = 0;
-
-    text[0] = '\0';
-    for (int k = 0; k < wave->clients && used + 16 < sizeof text; k++)
-        used += (size_t)snprintf(text + used, sizeof text - used, " %lld",
-                                 (long long)wave->finished_ms[k]);
-    return text;
-}
-
 /* 2W clients of a pool of W workers: the first W finish at about D, the
  * other W (which waited for a free worker) at about 2D. Returns NULL or what
  * broke the shape. */
@@ -60,6 +48,7 @@ static const char *two_waves_break(const struct wave *wave, int workers, int del
     }
     return NULL;
 }
+/* ==================== stage 2: the two waves ==================== */
 
 SERVER_TEST(serves_twice_the_workers_in_two_waves)
 {
@@ -181,6 +170,7 @@ static void start_requests(struct background_exchange *requests, pthread_t *thre
                   "pthread_create failed");
     }
 }
+/* ==================== stage 4: shutdown ==================== */
 
 SERVER_TEST(finishes_requests_in_flight_on_sigterm_with_an_idle_connection_open)
 {

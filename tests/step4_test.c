@@ -18,6 +18,15 @@
 
 TestSuite(step4, .timeout = 60);
 
+/* The programs this executable tests; meson compiles their paths in. */
+const struct program_default program_defaults[] = {
+    {"STEP4_O0_UNDER_TEST", O0_UNDER_TEST_DEFAULT},
+    {"STEP4_O2_UNDER_TEST", O2_UNDER_TEST_DEFAULT},
+    {"STEP4_O0_REFERENCE", O0_REFERENCE_DEFAULT},
+    {"STEP4_O2_REFERENCE", O2_REFERENCE_DEFAULT},
+    {NULL, NULL},
+};
+
 enum { RUN_TIMEOUT_MS = 20000, MAX_ARGS = 16 };
 
 /* The article's count and checksum: 0 + 1 + ... + 999 999. */
@@ -130,7 +139,7 @@ static void run_yours(struct step4_run *result, const struct build *build, const
     char role[64];
 
     snprintf(role, sizeof role, "your %s build", build->level);
-    run_machine(result, role, env_path(build->under_test_env), flags);
+    run_machine(result, role, program_path(build->under_test_env), flags);
 }
 
 static void run_reference(struct step4_run *result, const struct build *build, const char *flags)
@@ -138,7 +147,7 @@ static void run_reference(struct step4_run *result, const struct build *build, c
     char role[64];
 
     snprintf(role, sizeof role, "the reference %s build", build->level);
-    run_machine(result, role, env_path(build->reference_env), flags);
+    run_machine(result, role, program_path(build->reference_env), flags);
 }
 
 /* The value of `key` in --machine output, or NULL. Valid until the next call. */
@@ -240,6 +249,7 @@ static void check_checksum(const struct build *build, uint64_t n)
 }
 
 /* ------------------------------------------------------------ the sum */
+/* ==================== stage 1: the sum ==================== */
 
 Test(step4, checksum_of_the_articles_million_additions_is_499999500000)
 {
@@ -471,7 +481,7 @@ Test(step4, default_run_prints_one_table_with_both_builds)
                               "additions in a 20 µs wait",
                               "additions in one round trip"};
 
-    run_step4(&yours, "your -O2 build", env_path(OPTIMISED.under_test_env),
+    run_step4(&yours, "your -O2 build", program_path(OPTIMISED.under_test_env),
               "--n 100000 --runs 3 --round-trips 200");
     for (size_t i = 0; i < sizeof expected / sizeof expected[0]; i++)
         if (strstr(yours.run.out, expected[i]) == NULL)
@@ -489,7 +499,7 @@ Test(step4, default_run_prints_one_table_with_both_builds)
 
 Test(step4, bad_flags_print_usage_and_exit_2)
 {
-    const char *path = env_path(OPTIMISED.under_test_env);
+    const char *path = program_path(OPTIMISED.under_test_env);
     const char *bad[][3] = {{"--frobnicate", NULL, NULL},
                             {"--n", "twelve", NULL},
                             {"--runs", "0", NULL},

@@ -8,7 +8,7 @@
 
 void serve_forever(int listen_fd, const struct server_config *config)
 {
-    /* EXERCISE serve_forever: NOTES.md section 1.5 "The serial loop"
+    /* EXERCISE serve_forever: NOTES.md section 1.3 "The serial loop"
      * stub:
      *     (void)listen_fd;
      *     (void)config;
@@ -16,7 +16,7 @@ void serve_forever(int listen_fd, const struct server_config *config)
     while (!shutdown_requested()) {
         int client_fd = accept_client(listen_fd);
         if (client_fd < 0)
-            continue;
+            continue; /* nobody came within 100 ms: look at the stop flag again */
         /* The whole request, delay included, happens here. Meanwhile the
          * next clients wait in the kernel's backlog: that is the staircase. */
         serve_connection(client_fd, config);
