@@ -7,7 +7,7 @@ import statistics
 import subprocess
 import sys
 
-from workbook import BUILD, ROOT, build, written_steps
+from project import BUILD, ROOT, build, written_steps
 
 ROUNDS = 7
 STEP4_TARGET = 1.2  # optimised ns per addition within 1.2 cycles (issue 5)
