@@ -129,10 +129,19 @@ void outgoing_start(struct outgoing *outgoing, const struct response *response)
                                                   : "");
     outgoing->head_length = (size_t)length;
     outgoing->response = response;
-    outgoing->total_length = outgoing->head_length;
-    if (!response->omit_body)
-        outgoing->total_length += response->body_length;
     outgoing->sent = 0;
+    if (response->omit_body) {
+        outgoing->total_length = outgoing->head_length;
+    } else if (response->body_kind == BODY_TEXT &&
+               outgoing->head_length + response->body_length <= sizeof outgoing->head) {
+        /* A short body rides right behind the head: the whole response is
+         * one piece, so it leaves in one send() and one TCP segment. */
+        memcpy(outgoing->head + outgoing->head_length, response->text, response->body_length);
+        outgoing->head_length += response->body_length;
+        outgoing->total_length = outgoing->head_length;
+    } else {
+        outgoing->total_length = outgoing->head_length + response->body_length;
+    }
 }
 
 /* The /bytes/N body: a 64 KiB window over "abc...z" repeated, filled once. */

@@ -50,13 +50,15 @@ const char *reason_phrase(int status);
 /* A response being sent, and how far it got. */
 struct outgoing {
     char head[512];
-    size_t head_length;
+    size_t head_length;    /* of head[]: the head, and a short body behind it */
     const struct response *response;
     uint64_t total_length; /* head + body bytes on the wire */
     uint64_t sent;
 };
 
-/* Serialises the head (with the current Date) and rewinds the cursor. */
+/* Serialises the head (with the current Date) and rewinds the cursor. A
+ * short text body is copied in behind the head, so that the first piece
+ * outgoing_next() hands out is then the whole response. */
 void outgoing_start(struct outgoing *outgoing, const struct response *response);
 
 /* Points *data at the next unsent bytes and returns how many there are

@@ -1,5 +1,6 @@
 #include "shutdown.h"
 
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -31,4 +32,22 @@ void install_shutdown_handlers(void)
 bool shutdown_requested(void)
 {
     return atomic_load(&stop_flag);
+}
+
+void block_stop_signals(sigset_t *wait_mask)
+{
+    sigset_t stop_signals;
+    int error;
+
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGINT);
+    sigaddset(&stop_signals, SIGTERM);
+    /* The old mask, less the stop signals, is what the wait lets in. */
+    error = pthread_sigmask(SIG_BLOCK, &stop_signals, wait_mask);
+    if (error != 0) {
+        fprintf(stderr, "error: pthread_sigmask: %s\n", strerror(error));
+        sigemptyset(wait_mask);
+    }
+    sigdelset(wait_mask, SIGINT);
+    sigdelset(wait_mask, SIGTERM);
 }

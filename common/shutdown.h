@@ -2,6 +2,7 @@
 #ifndef COMMON_SHUTDOWN_H
 #define COMMON_SHUTDOWN_H
 
+#include <signal.h>
 #include <stdbool.h>
 
 /* How often a waiting server looks at the stop flag. No wait in the
@@ -15,5 +16,13 @@ void install_shutdown_handlers(void);
 
 /* True once SIGINT or SIGTERM arrived. Safe from any thread. */
 bool shutdown_requested(void);
+
+/* For a server that waits in one place (step 3's epoll_pwait): blocks SIGINT
+ * and SIGTERM in the calling thread, and fills *wait_mask with the mask to
+ * wait with, which lets them in. The wait then unblocks them atomically, so a
+ * stop request that lands between checking shutdown_requested() and waiting
+ * stays pending and ends the wait at once, instead of being lost until the
+ * next wake-up. */
+void block_stop_signals(sigset_t *wait_mask);
 
 #endif

@@ -1,0 +1,197 @@
+/* Step 3, given: the loop's own plumbing (see event_loop.h): making and
+ * freeing it, its deadlines, running out of descriptors, and the graceful
+ * shutdown. */
+#include "event_loop.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "log.h"
+#include "shutdown.h"
+
+/* The connection a deadline belongs to: the deadline is a field inside it. */
+static struct connection *connection_of(struct deadline *deadline)
+{
+    return (struct connection *)((char *)deadline - offsetof(struct connection, deadline));
+}
+
+static bool watch_listener(struct event_loop *loop, int operation, uint32_t events)
+{
+    /* NULL data: the listener. A connection's events carry its struct. */
+    struct epoll_event event = {.events = events, .data.ptr = NULL};
+
+    if (epoll_ctl(loop->epoll_fd, operation, loop->listen_fd, &event) == 0)
+        return true;
+    log_error("epoll_ctl (listener): %s", strerror(errno));
+    return false;
+}
+
+struct event_loop *event_loop_create(int listen_fd, const struct server_config *config)
+{
+    struct event_loop *loop = calloc(1, sizeof *loop);
+
+    if (loop == NULL) {
+        log_error("calloc: %s", strerror(errno));
+        return NULL;
+    }
+    loop->listen_fd = listen_fd;
+    loop->config = config;
+    deadline_queue_init(&loop->delays, config->delay_ms);
+    deadline_queue_init(&loop->idle, config->idle_ms);
+    deadline_queue_init(&loop->lingers, LINGER_MS);
+    loop->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+    if (loop->epoll_fd < 0) {
+        log_error("epoll_create1: %s", strerror(errno));
+        free(loop);
+        return NULL;
+    }
+    if (!watch_listener(loop, EPOLL_CTL_ADD, EPOLLIN)) {
+        close(loop->epoll_fd);
+        free(loop);
+        return NULL;
+    }
+    block_stop_signals(&loop->wait_mask);
+    return loop;
+}
+
+int64_t earliest_deadline_ms(const struct event_loop *loop)
+{
+    const struct deadline_queue *queues[] = {&loop->delays, &loop->idle, &loop->lingers};
+    int64_t earliest = loop->accept_paused ? loop->accept_resume_ms : -1;
+
+    /* Each queue is sorted: its first deadline is its earliest. */
+    for (size_t i = 0; i < sizeof queues / sizeof queues[0]; i++) {
+        const struct deadline *first = deadline_queue_first(queues[i]);
+        if (first != NULL && (earliest < 0 || first->at_ms < earliest))
+            earliest = first->at_ms;
+    }
+    return earliest;
+}
+
+static void on_idle_timeout(struct event_loop *loop, struct connection *conn)
+{
+    if (conn->state == READING && conn->input_length > 0) {
+        /* RFC 9110 section 15.5.9: part of a head came, then nothing. */
+        struct response *response = begin_response(conn, NULL);
+        if (response != NULL) {
+            response_for_error(408, "no complete request head in time", response);
+            conn->keep_alive = false;
+            on_delay_passed(loop, conn);
+            return;
+        }
+    }
+    /* Not a byte (a pre-opened or idle keep-alive connection), or a client
+     * that stopped reading our response: give up on it quietly. */
+    close_connection(loop, conn);
+}
+
+static void resume_accepting(struct event_loop *loop)
+{
+    loop->accept_paused = false;
+    watch_listener(loop, EPOLL_CTL_MOD, EPOLLIN);
+}
+
+void fire_due_deadlines(struct event_loop *loop)
+{
+    int64_t now = monotonic_ms();
+    struct deadline *due;
+
+    /* A handler may set new deadlines; they lie in the future (every
+     * duration is above 0), so each loop ends. */
+    while ((due = deadline_queue_pop_due(&loop->delays, now)) != NULL)
+        on_delay_passed(loop, connection_of(due));
+    while ((due = deadline_queue_pop_due(&loop->idle, now)) != NULL)
+        on_idle_timeout(loop, connection_of(due));
+    while ((due = deadline_queue_pop_due(&loop->lingers, now)) != NULL)
+        close_connection(loop, connection_of(due));
+    if (loop->accept_paused && loop->accept_resume_ms <= now)
+        resume_accepting(loop);
+}
+
+/* An idle keep-alive connection: a request was answered on it, and nothing
+ * of the next one has come. */
+static bool is_idle_keep_alive(const struct connection *conn)
+{
+    return conn->state == READING && conn->served && conn->input_length == 0;
+}
+
+void make_room_for_a_connection(struct event_loop *loop)
+{
+    int error = errno;
+
+    /* RFC 9112 section 9.6: a server may close an idle connection at any
+     * time; its client opens a new one. The oldest idle deadline comes
+     * first in its queue. Its descriptor is free at once: the listener is
+     * still readable, so the next round of the loop accepts. */
+    for (struct deadline *d = deadline_queue_first(&loop->idle); d != NULL; d = d->next) {
+        if (is_idle_keep_alive(connection_of(d))) {
+            close_connection(loop, connection_of(d));
+            return;
+        }
+    }
+    /* None to spare: the clients wait in the listen backlog. Accepting
+     * again at once would fail again, on a listener that stays readable:
+     * a busy loop. Stop watching it for a while instead. */
+    log_error("accept: %s; pausing accept for %d ms", strerror(error), ACCEPT_PAUSE_MS);
+    if (watch_listener(loop, EPOLL_CTL_MOD, 0)) {
+        loop->accept_paused = true;
+        loop->accept_resume_ms = monotonic_ms() + ACCEPT_PAUSE_MS;
+    }
+}
+
+void begin_graceful_shutdown(struct event_loop *loop)
+{
+    struct deadline *d, *next;
+
+    loop->stopping = true;
+    /* Clients not yet accepted are refused at once rather than left waiting.
+     * Closing the listener also takes it out of the epoll set. */
+    close(loop->listen_fd);
+    loop->listen_fd = -1;
+    loop->accept_paused = false;
+    /* READING: no complete request (idle, or part of a head): close now.
+     * WRITING: finish this response, then close. */
+    for (d = deadline_queue_first(&loop->idle); d != NULL; d = next) {
+        next = d->next;
+        struct connection *conn = connection_of(d);
+        if (conn->state == READING)
+            close_connection(loop, conn);
+        else
+            conn->keep_alive = false;
+    }
+    /* WAITING: its response is not begun, so it can still say so. */
+    for (d = deadline_queue_first(&loop->delays); d != NULL; d = d->next) {
+        struct connection *conn = connection_of(d);
+        conn->keep_alive = false;
+        conn->reply->response.close_connection = true;
+        conn->reply->response.echo_keep_alive = false;
+    }
+    /* CLOSING connections end by themselves within LINGER_MS. */
+}
+
+void free_closed_connections(struct event_loop *loop)
+{
+    while (loop->closed != NULL) {
+        struct connection *conn = loop->closed;
+        loop->closed = conn->next_closed;
+        free(conn);
+    }
+}
+
+void event_loop_free(struct event_loop *loop)
+{
+    struct deadline_queue *queues[] = {&loop->delays, &loop->idle, &loop->lingers};
+
+    /* After a normal shutdown nothing is left; after an error, close all. */
+    for (size_t i = 0; i < sizeof queues / sizeof queues[0]; i++)
+        while (deadline_queue_first(queues[i]) != NULL)
+            close_connection(loop, connection_of(deadline_queue_first(queues[i])));
+    free_closed_connections(loop);
+    if (loop->listen_fd >= 0)
+        close(loop->listen_fd);
+    close(loop->epoll_fd);
+    free(loop);
+}
