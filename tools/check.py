@@ -200,32 +200,53 @@ def open_descriptors(valgrind_log, log_path):
             if int(fd) > 2 and what.strip() != str(log_path)]
 
 
+def read_one_response(connection):
+    """The bytes of one small response (the server may keep the connection)."""
+    data = b""
+    while not data.endswith(b"Hello"):
+        chunk = connection.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
 def valgrind_shutdown(step):
-    """Serves a request, holds a silent connection, SIGTERMs: the server must
-    exit 0 at once with nothing lost and no descriptor left open."""
+    """Serves a request, holds an idle keep-alive connection (a request
+    answered, then nothing) and a silent one (nothing at all), SIGTERMs: the
+    server must exit 0 at once with nothing lost and no descriptor left open."""
     log_path = LOGS / f"valgrind-{step.name}.log"
     LOGS.mkdir(parents=True, exist_ok=True)
     wrapper = ["valgrind", "--leak-check=full", "--show-leak-kinds=definite,indirect,possible",
                "--errors-for-leak-kinds=definite,indirect,possible", "--error-exitcode=99",
                "--track-fds=yes", f"--log-file={log_path}"]
     server = Server(step.reference, "--delay-ms", "100", "--quiet", wrapper=wrapper)
-    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as client:
-        client.sendall(b"GET / HTTP/1.1\r\nHost: check\r\n\r\n")
-        answer = b"".join(iter(lambda: client.recv(65536), b""))
-    silent = socket.create_connection(("127.0.0.1", server.port), timeout=30)
-    time.sleep(0.5)
-    started = time.monotonic()
-    status = server.stop(seconds=30)
-    took = time.monotonic() - started
-    silent.close()
+    try:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=30) as client:
+            client.sendall(b"GET / HTTP/1.1\r\nHost: check\r\nConnection: close\r\n\r\n")
+            answer = b"".join(iter(lambda: client.recv(65536), b""))
+        idle = socket.create_connection(("127.0.0.1", server.port), timeout=30)
+        idle.sendall(b"GET / HTTP/1.1\r\nHost: check\r\n\r\n")
+        kept_answer = read_one_response(idle)
+        silent = socket.create_connection(("127.0.0.1", server.port), timeout=30)
+        time.sleep(0.5)
+        started = time.monotonic()
+        status = server.stop(seconds=30)
+        took = time.monotonic() - started
+        idle.close()
+        silent.close()
+    finally:
+        if server.process.poll() is None:
+            server.process.kill()
+            server.process.wait()
     log = log_path.read_text()
     problems = []
-    if not answer.endswith(b"Hello"):
-        problems.append(f"the request got {answer[:200]!r}")
+    if not answer.endswith(b"Hello") or not kept_answer.endswith(b"Hello"):
+        problems.append(f"the requests got {answer[:200]!r} and {kept_answer[:200]!r}")
     if status != 0:
         problems.append(f"exit status {status} (99: valgrind found errors or leaks)")
     if took > 5:
-        problems.append(f"it took {took:.1f} s to exit with a silent connection open")
+        problems.append(f"it took {took:.1f} s to exit with idle connections open")
     descriptors = open_descriptors(log, log_path)
     if descriptors:
         problems.append("descriptors left open: " + "; ".join(descriptors))
@@ -235,7 +256,8 @@ def valgrind_shutdown(step):
 def check_valgrind(report):
     for step in (s for s in written_steps() if s.is_server):
         (problems, log), seconds = timed(valgrind_shutdown, step)
-        report.record(f"{step.name}: graceful shutdown under valgrind, no leak, no fd left open",
+        report.record(f"{step.name}: graceful shutdown under valgrind, no leak, no fd left open "
+                      "(idle and silent connections open)",
                       not problems, seconds, "\n".join(problems) + "\n" + log[-2000:])
 
 
