@@ -35,7 +35,19 @@ int wait_readable(int fd, int timeout_ms)
 
 int wait_writable(int fd, int timeout_ms)
 {
-    return wait_for(fd, POLLOUT, timeout_ms);
+    int64_t deadline = monotonic_ms() + timeout_ms;
+
+    /* A signal does not cut this wait short: a response under way is
+     * finished even during a shutdown. Only a client that takes no byte
+     * for timeout_ms is given up on. */
+    for (;;) {
+        int ready = wait_for(fd, POLLOUT, timeout_ms);
+        if (ready != 0)
+            return ready;
+        timeout_ms = (int)(deadline - monotonic_ms());
+        if (timeout_ms <= 0)
+            return 0;
+    }
 }
 
 enum input_wait wait_for_input(int fd, int64_t deadline_ms)

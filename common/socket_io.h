@@ -5,9 +5,13 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-/* Waits until fd is readable (or writable) for at most timeout_ms.
- * Returns 1 when ready, 0 on timeout or signal, -1 on error. */
+/* Waits until fd is readable for at most timeout_ms. Returns 1 when ready,
+ * 0 on timeout or when a signal cut the wait short, -1 on error. */
 int wait_readable(int fd, int timeout_ms);
+
+/* Waits until fd is writable for at most timeout_ms. Returns 1 when ready,
+ * 0 on timeout, -1 on error. A signal does not cut it short (SIGTERM lets a
+ * response under way finish). */
 int wait_writable(int fd, int timeout_ms);
 
 /* How waiting for a client's next bytes ended. */
