@@ -16,6 +16,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -305,16 +306,18 @@ const char *todo_lines(const char *stderr_text)
 }
 
 /* Whether a line of a sanitizer's report is worth showing: its verdict, a
- * frame of the workbook's own code, or the summary. */
+ * frame of the workbook's own code, or the summary. The line is copied so
+ * that plain strstr() can search it. */
 static bool worth_showing(const char *line, size_t length)
 {
-    const char *frame = memmem(line, length, " in ", 4);
-    if (memmem(line, length, "#", 1) == NULL || frame == NULL)
+    char text[512];
+    size_t kept = length < sizeof text - 1 ? length : sizeof text - 1;
+    memcpy(text, line, kept);
+    text[kept] = '\0';
+    if (strchr(text, '#') == NULL || strstr(text, " in ") == NULL)
         return true;
-    return memmem(line, length, "libsanitizer", 12) == NULL &&
-           memmem(line, length, "libc_start", 10) == NULL &&
-           memmem(line, length, "libc.so", 7) == NULL &&
-           memmem(line, length, " in _start", 10) == NULL;
+    return strstr(text, "libsanitizer") == NULL && strstr(text, "libc_start") == NULL &&
+           strstr(text, "libc.so") == NULL && strstr(text, " in _start") == NULL;
 }
 
 const char *sanitizer_report(const char *stderr_text)
@@ -1229,4 +1232,124 @@ const char *finish_times(const struct wave *wave)
     if (used + 16 >= sizeof text)
         snprintf(text + used, sizeof text - used, " ...");
     return text;
+}
+
+/* -------------------------------------------- how a server spends its time */
+
+/* Adds one thread's time on a CPU and waiting in a run queue (ns). */
+static void add_thread_busy(const char *tid, int64_t *total)
+{
+    char path[96];
+    long long ran = 0, waited = 0;
+
+    snprintf(path, sizeof path, "/proc/%d/task/%s/schedstat", (int)visited_pid, tid);
+    char *text = read_whole_file(path);
+    if (sscanf(text, "%lld %lld", &ran, &waited) == 2)
+        *total += ran + waited;
+    free(text);
+}
+
+int64_t server_busy_ns(const struct server *server)
+{
+    char path[64];
+    int64_t total = 0;
+
+    if (server->pid <= 0)
+        return -1;
+    visited_pid = server->pid;
+    snprintf(path, sizeof path, "/proc/%d/task", (int)server->pid);
+    return each_proc_entry(path, add_thread_busy, &total) < 0 ? -1 : total;
+}
+
+/* Adds one thread's context switches, from its status file. */
+static void add_thread_switches(const char *tid, int64_t *total)
+{
+    static const char *const keys[] = {"\nvoluntary_ctxt_switches:",
+                                       "\nnonvoluntary_ctxt_switches:"};
+    char path[96];
+
+    snprintf(path, sizeof path, "/proc/%d/task/%s/status", (int)visited_pid, tid);
+    char *text = read_whole_file(path);
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        const char *line = strstr(text, keys[i]);
+        if (line != NULL)
+            *total += atoll(line + strlen(keys[i]));
+    }
+    free(text);
+}
+
+long server_context_switches(const struct server *server)
+{
+    char path[64];
+    int64_t total = 0;
+
+    if (server->pid <= 0)
+        return -1;
+    visited_pid = server->pid;
+    snprintf(path, sizeof path, "/proc/%d/task", (int)server->pid);
+    return each_proc_entry(path, add_thread_switches, &total) < 0 ? -1 : (long)total;
+}
+
+int server_main_thread_syscall(const struct server *server)
+{
+    char path[64];
+
+    if (server->pid <= 0)
+        return -2;
+    snprintf(path, sizeof path, "/proc/%d/syscall", (int)server->pid);
+    char *text = read_whole_file(path);
+    int number = strncmp(text, "running", 7) == 0 ? -1
+                 : text[0] >= '0' && text[0] <= '9' ? atoi(text) : -2;
+    free(text);
+    return number;
+}
+
+bool is_sleep_syscall(int number)
+{
+#ifdef SYS_nanosleep
+    if (number == SYS_nanosleep)
+        return true;
+#endif
+    return number == SYS_clock_nanosleep;
+}
+
+const char *syscall_name(int number)
+{
+    static char text[32];
+
+    if (number == SYS_clock_nanosleep)
+        return "clock_nanosleep (a sleep)";
+#ifdef SYS_nanosleep
+    if (number == SYS_nanosleep)
+        return "nanosleep (a sleep)";
+#endif
+#ifdef SYS_poll
+    if (number == SYS_poll)
+        return "poll";
+#endif
+    if (number == SYS_ppoll)
+        return "ppoll";
+    if (number == SYS_accept4)
+        return "accept4";
+    snprintf(text, sizeof text, "system call %d", number);
+    return text;
+}
+
+int connect_with_small_window(struct server *server, int bytes)
+{
+    struct sockaddr_in address = {.sin_family = AF_INET, .sin_port = htons((uint16_t)server->port),
+                                  .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int error;
+
+    if (fd < 0)
+        fail_test("harness: socket: %s", strerror(errno));
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof bytes);
+    if (connect(fd, (struct sockaddr *)&address, sizeof address) != 0) {
+        error = errno;
+        close(fd);
+        fail_test("Could not connect to %s on port %d: %s.%s", server->role, server->port,
+                  strerror(error), server_said(server));
+    }
+    return fd;
 }

@@ -269,4 +269,35 @@ void run_wave(const struct server *server, int clients, const char *request, int
 /* " 201 402 603" (ms), for messages. Valid until the next call. */
 const char *finish_times(const struct wave *wave);
 
+
+/* ------------------------------------------- how a server spends its time */
+
+/* How long all the server's threads have wanted a CPU so far, in
+ * nanoseconds: the time they ran plus the time they waited in a run queue
+ * for a core (the first two numbers of /proc/PID/task/TID/schedstat); -1 if
+ * it is gone. A thread that spins wants a CPU all the time, however busy
+ * the machine is; one that sleeps wants none. */
+int64_t server_busy_ns(const struct server *server);
+
+/* Context switches of all the server's threads so far (voluntary and
+ * involuntary, from /proc/PID/task/TID/status): how often it went to sleep
+ * or was put aside. -1 if it is gone. */
+long server_context_switches(const struct server *server);
+
+/* The system call the server's main thread is blocked in now (its number,
+ * from /proc/PID/syscall); -1 while it runs, -2 when it cannot be read. */
+int server_main_thread_syscall(const struct server *server);
+
+/* Whether a system call number is a plain sleep (nanosleep, clock_nanosleep). */
+bool is_sleep_syscall(int number);
+
+/* "poll", "clock_nanosleep", ... for messages; "system call N" for others. */
+const char *syscall_name(int number);
+
+/* A connection to the server whose receive buffer is cut to `bytes` before
+ * connecting (so that the window the server sees stays small): a client
+ * that reads slowly, or never, then holds the server's sends back at once.
+ * Fails the test, with what the server said, if it cannot connect. */
+int connect_with_small_window(struct server *server, int bytes);
+
 #endif
