@@ -15,11 +15,10 @@ struct addition_timing {
 };
 
 /* Nanoseconds on CLOCK_MONOTONIC, which never jumps when the wall clock is
- * set. Only differences between two readings mean anything. */
+ * set. Only differences between two readings mean anything. If the clock
+ * cannot be read, says why on stderr and exits: a timing made without a
+ * clock would be a lie. */
 uint64_t read_monotonic_clock_ns(void);
-
-/* The smallest step CLOCK_MONOTONIC can show, from clock_getres(). */
-uint64_t monotonic_clock_resolution_ns(void);
 
 /* Adds 0, 1, ..., n - 1 into one sum and times it. */
 struct addition_timing measure_additions(uint64_t n);

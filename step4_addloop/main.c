@@ -1,184 +1,32 @@
 /* Step 4: the article's add loop, measured honestly, beside a real wait.
  *
  * The same source is built twice, without optimisation (…_O0) and with it
- * (…_O2). Each build measures itself; the table shows both by running the
- * other build, found next to this one, with --machine. */
-#include <errno.h>
+ * (…_O2). Each build measures itself: the clock, a CPU cycle, your timed
+ * loop (addloop.c) and, with your round trip (roundtrip.c), a real wait.
+ * The table shows both builds, by running the other one with --machine.
+ * The given code is in common/addloop/. */
 #include <limits.h>
-#include <stdbool.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
 
-#include "addloop.h"
 #include "figures.h"
+#include "machine.h"
+#include "options.h"
+#include "other_build.h"
 #include "table.h"
-
-enum { DEFAULT_RUNS = 11, DEFAULT_ROUND_TRIPS = 2000 };
-
-static const uint64_t MAX_ADDITIONS = 10000000000u; /* 10^10: a few seconds per run */
-static const unsigned MAX_RUNS = 1000;
-static const unsigned MAX_ROUND_TRIPS = 1000000;
-
-struct options {
-    struct measurement_plan plan;
-    bool machine;
-};
-
-static void print_usage(FILE *stream, const char *program)
-{
-    fprintf(stream,
-            "usage: %s [--n N] [--runs R] [--round-trips K] [--no-round-trip] [--same-cpu]\n"
-            "       [--machine] [--help]\n"
-            "\n"
-            "Times N dependent additions (the article's loop) with the monotonic clock and\n"
-            "prints, beside the article's figures, the unoptimised and optimised builds'\n"
-            "(the other build is run from the same folder), a CPU cycle measured by a chain\n"
-            "of dependent adds, the clock's resolution, and a loopback TCP round trip\n"
-            "between two processes.\n"
-            "\n"
-            "  --n N             additions per run (default %d, the article's; at most 10^10)\n"
-            "  --runs R          timed runs; figures are their median (default %d)\n"
-            "  --round-trips K   round trips to time (default %d)\n"
-            "  --no-round-trip   do not measure the round trip\n"
-            "  --same-cpu        run both ends of the round trip on one CPU\n"
-            "  --machine         this build's figures only, one key=value a line:\n"
-            "                      program, optimised (yes/no), compiler, additions, runs,\n"
-            "                      checksum, checksums_agree (yes/no), total_ns_min,\n"
-            "                      total_ns_median, total_ns_max, ns_per_addition,\n"
-            "                      ns_per_cycle, cycles_per_addition, clock_resolution_ns,\n"
-            "                      clock_reading_ns (CLOCK_MONOTONIC read at start),\n"
-            "                      round_trip (measured / not measured / skipped), and\n"
-            "                      when measured round_trip_samples,\n"
-            "                      round_trip_median_ns, round_trip_p99_ns,\n"
-            "                      round_trip_echo_cpu, round_trip_timer_cpu\n"
-            "  --help            this text\n",
-            program, ARTICLE_ADDITIONS, DEFAULT_RUNS, DEFAULT_ROUND_TRIPS);
-}
-
-static void usage_error(const char *program, const char *problem, const char *detail)
-{
-    fprintf(stderr, "%s: %s%s\n\n", program, problem, detail);
-    print_usage(stderr, program);
-    exit(2);
-}
-
-/* Digits only, from minimum to maximum. */
-static uint64_t parse_count(const char *program, const char *flag, const char *text,
-                            uint64_t minimum, uint64_t maximum)
-{
-    char *end;
-
-    errno = 0;
-    unsigned long long value = strtoull(text, &end, 10);
-    if (text[0] < '0' || text[0] > '9' || *end != '\0' || errno != 0 || value < minimum ||
-        value > maximum) {
-        char problem[160];
-        snprintf(problem, sizeof problem, "%s wants a whole number from %llu to %llu, got ", flag,
-                 (unsigned long long)minimum, (unsigned long long)maximum);
-        usage_error(program, problem, text);
-    }
-    return value;
-}
-
-static const char *flag_value(int argc, char **argv, int *index)
-{
-    if (*index + 1 >= argc)
-        usage_error(argv[0], "missing value after ", argv[*index]);
-    *index += 1;
-    return argv[*index];
-}
-
-static void parse_options(int argc, char **argv, struct options *options)
-{
-    *options = (struct options){
-        .plan = {.additions = ARTICLE_ADDITIONS,
-                 .runs = DEFAULT_RUNS,
-                 .round_trips = DEFAULT_ROUND_TRIPS},
-    };
-    for (int i = 1; i < argc; i++) {
-        const char *flag = argv[i];
-        if (strcmp(flag, "--help") == 0) {
-            print_usage(stdout, argv[0]);
-            exit(0);
-        } else if (strcmp(flag, "--n") == 0) {
-            options->plan.additions =
-                parse_count(argv[0], flag, flag_value(argc, argv, &i), 0, MAX_ADDITIONS);
-        } else if (strcmp(flag, "--runs") == 0) {
-            options->plan.runs =
-                (unsigned)parse_count(argv[0], flag, flag_value(argc, argv, &i), 1, MAX_RUNS);
-        } else if (strcmp(flag, "--round-trips") == 0) {
-            options->plan.round_trips = (unsigned)parse_count(
-                argv[0], flag, flag_value(argc, argv, &i), 1, MAX_ROUND_TRIPS);
-        } else if (strcmp(flag, "--no-round-trip") == 0) {
-            options->plan.round_trips = 0;
-        } else if (strcmp(flag, "--same-cpu") == 0) {
-            options->plan.same_cpu = true;
-        } else if (strcmp(flag, "--machine") == 0) {
-            options->machine = true;
-        } else {
-            usage_error(argv[0], "unknown flag ", flag);
-        }
-    }
-}
-
-/* This executable's full path (argv[0] may be a bare name found on PATH). */
-static void own_path(const char *argv0, char *path, size_t size)
-{
-    ssize_t length = readlink("/proc/self/exe", path, size - 1);
-
-    if (length < 0) {
-        snprintf(path, size, "%s", argv0);
-        return;
-    }
-    path[length] = '\0';
-}
-
-/* The other build sits in the same folder, its name ending in _O0 where
- * ours ends in _O2, or the reverse. */
-static bool other_build_path(const char *own, char *path, size_t size, char *why, size_t why_size)
-{
-    size_t length = strlen(own);
-
-    if (length < 3 || length >= size ||
-        (strcmp(own + length - 3, "_O0") != 0 && strcmp(own + length - 3, "_O2") != 0)) {
-        snprintf(why, why_size, "%s does not end in _O0 or _O2, so its sibling is unknown", own);
-        return false;
-    }
-    snprintf(path, size, "%.*s%s", (int)(length - 3), own,
-             strcmp(own + length - 3, "_O0") == 0 ? "_O2" : "_O0");
-    if (access(path, X_OK) != 0) {
-        snprintf(why, why_size, "%s: %s (build both with meson)", path, strerror(errno));
-        return false;
-    }
-    return true;
-}
-
-static void print_both_builds(const char *own, const struct measurement_plan *plan,
-                              const struct build_figures *own_figures)
-{
-    char other[PATH_MAX];
-    char why[PATH_MAX + 128] = "";
-    struct build_figures other_figures;
-
-    bool found = other_build_path(own, other, sizeof other, why, sizeof why) &&
-                 figures_of_program(other, plan, &other_figures, why, sizeof why);
-    print_table(own_figures, found ? &other_figures : NULL, why);
-}
 
 int main(int argc, char **argv)
 {
     struct options options;
-    struct build_figures figures;
-    char path[PATH_MAX];
+    struct build_figures own, other;
+    char path[PATH_MAX], why[PATH_MAX + 128] = "";
 
     parse_options(argc, argv, &options);
-    own_path(argv[0], path, sizeof path);
-    measure_this_build(path, &options.plan, &figures);
-    if (options.machine)
-        print_machine_figures(&figures);
-    else
-        print_both_builds(path, &options.plan, &figures);
+    this_program_path(argv[0], path, sizeof path);
+    measure_this_build(path, &options.plan, &own);
+    if (options.machine) {
+        print_machine_figures(&own);
+        return 0;
+    }
+    bool found = figures_of_other_build(path, &options.plan, &other, why, sizeof why);
+    print_table(&own, found ? &other : NULL, why);
     return 0;
 }

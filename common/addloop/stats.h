@@ -1,8 +1,8 @@
 /* Summaries of repeated measurements. On a shared machine a single timing
  * can be hit by an interrupt or another process, so every figure of step 4
  * is the median of several, with its spread beside it. */
-#ifndef STEP4_STATS_H
-#define STEP4_STATS_H
+#ifndef COMMON_ADDLOOP_STATS_H
+#define COMMON_ADDLOOP_STATS_H
 
 #include <stddef.h>
 #include <stdint.h>

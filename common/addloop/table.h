@@ -1,7 +1,7 @@
 /* The one table step 4 prints: the article's figures beside ours, for the
  * unoptimised and the optimised build. */
-#ifndef STEP4_TABLE_H
-#define STEP4_TABLE_H
+#ifndef COMMON_ADDLOOP_TABLE_H
+#define COMMON_ADDLOOP_TABLE_H
 
 #include "figures.h"
 

@@ -1,14 +1,11 @@
-/* Everything step 4 measures in one build of the program, and the
- * machine-readable form (one key=value a line) in which the other build
- * hands its figures over for the table. */
-#ifndef STEP4_FIGURES_H
-#define STEP4_FIGURES_H
+/* Everything step 4 measures in one build of the program. */
+#ifndef COMMON_ADDLOOP_FIGURES_H
+#define COMMON_ADDLOOP_FIGURES_H
 
 #include <stdbool.h>
-#include <stddef.h>
 #include <stdint.h>
 
-#include "roundtrip.h"
+#include "round_trips.h"
 
 struct measurement_plan {
     uint64_t additions;   /* --n */
@@ -23,14 +20,14 @@ struct build_figures {
     char compiler[64]; /* "gcc 12.2.0" */
     uint64_t additions;
     unsigned runs;
-    uint64_t checksum; /* of the last run (all runs must agree) */
+    uint64_t checksum; /* of the untimed first run (all runs must agree) */
     bool checksums_agree;
     uint64_t total_ns_min;
     uint64_t total_ns_median;
     uint64_t total_ns_max;
     double ns_per_cycle; /* 0: not measured */
     uint64_t clock_resolution_ns;
-    uint64_t clock_reading_ns; /* one reading of the clock, taken at start */
+    uint64_t clock_reading_ns; /* one reading of read_monotonic_clock_ns(), taken at start */
     bool round_trip_asked;     /* false with --no-round-trip */
     struct round_trip_figures round_trip;
 };
@@ -43,14 +40,5 @@ void measure_this_build(const char *program_path, const struct measurement_plan 
 /* Derived figures; 0 when what they divide by is 0. */
 double ns_per_addition(const struct build_figures *figures);
 double cycles_per_addition(const struct build_figures *figures);
-
-/* The --machine output, and its reading back. */
-void print_machine_figures(const struct build_figures *figures);
-bool parse_machine_figures(const char *text, struct build_figures *figures);
-
-/* Runs the program at path with --machine and the plan (no round trip), and
- * reads its figures. On failure, says why in `why`. */
-bool figures_of_program(const char *path, const struct measurement_plan *plan,
-                        struct build_figures *figures, char *why, size_t why_size);
 
 #endif

@@ -1,7 +1,7 @@
 /* The length of one CPU cycle, measured without hardware counters (a virtual
  * machine often has none: `perf stat` says "not supported"). */
-#ifndef STEP4_CYCLE_H
-#define STEP4_CYCLE_H
+#ifndef COMMON_ADDLOOP_CYCLE_H
+#define COMMON_ADDLOOP_CYCLE_H
 
 /* Times a long chain of dependent `add` instructions. Each needs the result
  * of the one before, and an add takes one cycle to produce its result, so
