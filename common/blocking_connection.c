@@ -53,12 +53,14 @@ static void describe_request_line(enum head_status status, const struct http_req
 
 /* After a response: whether the client may still be sending, so that a
  * plain close could reset the connection under the response. That is
- * anything but one clean head with nothing after it. */
-static bool client_may_still_send(enum head_status status, const struct http_request *request,
+ * anything but one clean head with nothing after it, read or still waiting
+ * in the socket (a pipelined request that came during the heavy work). */
+static bool client_may_still_send(int fd, enum head_status status,
+                                  const struct http_request *request,
                                   const struct head_buffer *buffer)
 {
     return status != HEAD_COMPLETE || request_has_body(request) ||
-           buffer->length > buffer->head_length;
+           buffer->length > buffer->head_length || unread_input_waiting(fd);
 }
 
 void serve_connection(int client_fd, const struct server_config *config)
@@ -87,6 +89,7 @@ void serve_connection(int client_fd, const struct server_config *config)
     }
     /* No response, nothing to protect: a silent or departed client is
      * closed at once, never kept for the lingering half second. */
-    close_gracefully(client_fd, answered && client_may_still_send(status, &request, buffer));
+    close_gracefully(client_fd,
+                     answered && client_may_still_send(client_fd, status, &request, buffer));
     free(buffer);
 }

@@ -68,6 +68,14 @@ enum input_wait wait_for_input(int fd, int64_t deadline_ms)
     }
 }
 
+bool unread_input_waiting(int fd)
+{
+    char byte;
+
+    /* MSG_PEEK leaves the byte for whoever reads next; MSG_DONTWAIT: now or never. */
+    return recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
+}
+
 void close_gracefully(int fd, bool linger)
 {
     char discard[4096];

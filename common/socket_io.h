@@ -38,4 +38,9 @@ enum input_wait wait_for_input(int fd, int64_t deadline_ms);
  * client closes or half a second passes. Otherwise it simply closes. */
 void close_gracefully(int fd, bool linger);
 
+/* Whether bytes from the client wait unread in the socket: a pipelined
+ * request that arrived while the server worked, say. A plain close would
+ * then reset the connection under the response: such a close must linger. */
+bool unread_input_waiting(int fd);
+
 #endif

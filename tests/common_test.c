@@ -248,3 +248,55 @@ Test(common, writes_the_article_response_with_date_and_length)
               " Too Large: too long\n"), "error responses close and name the problem: %s", bytes);
     free(bytes);
 }
+
+/* ---- Fuzz findings (fuzz/): each input that once broke an invariant. ---- */
+
+/* fuzz/split_head.c: a head over the limit whose first bare CR lies past
+ * byte 8192. Parsed at once it was 400 ("bare CR"); read into an 8 KiB
+ * buffer, as the servers read, 431. The parser now judges the first 8192
+ * bytes only, so both say 431, however the bytes arrived. */
+Test(common, judges_a_head_over_the_limit_by_its_first_8_kib_only)
+{
+    static const char start[] = "GET / HTTP/1.1\r\nHost: a\r\nX: ";
+    size_t length = 8198;
+    char *text = malloc(length);
+    struct http_request at_once, in_a_buffer;
+
+    memcpy(text, start, sizeof start - 1);
+    memset(text + sizeof start - 1, 'a', length - (sizeof start - 1));
+    memcpy(text + length - 4, "\r\0\2\n", 4); /* a bare CR at byte 8195 */
+    cr_assert(parse_request_head(text, length, &at_once) == PARSE_ERROR);
+    cr_assert(parse_request_head(text, HTTP_HEAD_LIMIT, &in_a_buffer) == PARSE_ERROR);
+    cr_assert(at_once.error_status == 431 && in_a_buffer.error_status == 431,
+              "a head with no end in its first 8192 bytes is 431 whatever follows; got %d "
+              "parsed at once, %d from an 8 KiB buffer", at_once.error_status,
+              in_a_buffer.error_status);
+    cr_assert_str_eq(at_once.error_cause, in_a_buffer.error_cause);
+    free(text);
+}
+
+/* fuzz/differential.c: where libhttp-parser reads a head differently and
+ * ours follows the RFC (the target's design_rules[] lists them all). */
+Test(common, reads_the_whole_connection_list_and_whole_field_names)
+{
+    struct http_request request;
+    /* RFC 9112 section 9.3: close wins, also in HTTP/1.0 beside keep-alive,
+     * and after an element that is not a token. */
+    const char *close_after_junk = "GET / HTTP/1.1\r\nHost: a\r\n"
+                                   "Connection: keep-alive, (junk, close\r\n\r\n";
+    const char *both_in_1_0 = "GET / HTTP/1.0\r\nConnection: keep-alive, close\r\n\r\n";
+    /* RFC 9110 section 5.6.1: empty list elements are ignored. */
+    const char *empty_element = "GET / HTTP/1.0\r\nConnection: ,keep-alive\r\n\r\n";
+    /* RFC 9110 section 5.1: a field name is a whole token. */
+    const char *longer_name = "GET / HTTP/1.1\r\nHost: a\r\nTransfer-EncodingX: chunked\r\n\r\n";
+
+    cr_assert(parse_request_head(close_after_junk, strlen(close_after_junk), &request) > 0);
+    cr_assert(!request_wants_keep_alive(&request), "close after a non-token element closes");
+    cr_assert(parse_request_head(both_in_1_0, strlen(both_in_1_0), &request) > 0);
+    cr_assert(!request_wants_keep_alive(&request), "close wins over keep-alive in HTTP/1.0");
+    cr_assert(parse_request_head(empty_element, strlen(empty_element), &request) > 0);
+    cr_assert(request_wants_keep_alive(&request), "an empty element before keep-alive");
+    cr_assert(parse_request_head(longer_name, strlen(longer_name), &request) > 0);
+    cr_assert(!request.has_transfer_encoding && !request_has_body(&request),
+              "Transfer-EncodingX is not Transfer-Encoding");
+}

@@ -15,6 +15,7 @@
 
 #include "clock.h"
 #include "log.h"
+#include "socket_io.h"
 
 struct connection *open_connection(struct event_loop *loop, int fd)
 {
@@ -155,8 +156,9 @@ void end_response(struct connection *conn)
 
 bool client_may_still_send(const struct connection *conn)
 {
-    /* A bad head stays in the buffer, unconsumed, and so do pipelined bytes. */
-    return conn->refused_body || conn->input_length > 0;
+    /* A bad head stays in the buffer, unconsumed, and so do pipelined bytes;
+     * those that came while the response was made still wait in the socket. */
+    return conn->refused_body || conn->input_length > 0 || unread_input_waiting(conn->fd);
 }
 
 void close_connection(struct event_loop *loop, struct connection *conn)
