@@ -194,14 +194,17 @@ static void dispatch(struct event_loop *loop, const struct epoll_event *event)
         accept_pending_connections(loop); /* the listener */
     else if (conn->state == CLOSED)
         return; /* closed by an earlier event of this batch: not freed yet */
+    else if (conn->state == CLOSING)
+        /* Even on EPOLLHUP (the client half-closed, and so did we): read to
+         * its EOF first, since a close with unread bytes sends a reset that
+         * destroys the end of the response still in flight. */
+        discard_lingering_input(loop, conn);
     else if (event->events & (EPOLLHUP | EPOLLERR))
         close_connection(loop, conn);
     else if (conn->state == READING)
         on_readable(loop, conn);
     else if (conn->state == WRITING)
         on_writable(loop, conn);
-    else if (conn->state == CLOSING)
-        discard_lingering_input(loop, conn);
 }
 /* END SOLUTION ONLY */
 
