@@ -93,6 +93,29 @@ def check_suite_passes(report, suite, build_dir=BUILD, label=None, env=None):
     return seconds
 
 
+def check_reference_suites(report):
+    """Every reference suite in one meson run, two test programs at a time
+    (meson's default on two cores, as a learner's plain `meson test` runs
+    them); each program runs its own tests one at a time (--jobs=1)."""
+    suites = reference_suites()
+    arguments = [a for suite in suites for a in ("--suite", suite)]
+
+    def run():
+        return subprocess.run(["meson", "test", "-C", str(BUILD), "--no-rebuild", *arguments,
+                               "--print-errorlogs"], cwd=ROOT, capture_output=True, text=True)
+    result, seconds = timed(run)
+    save_log("reference-suites", result.stdout + result.stderr)
+    for suite in suites:
+        lines = [l for l in result.stdout.splitlines() if f":{suite} / " in l]
+        passed, total = subtests("\n".join(lines))
+        failed = [l for l in lines if re.search(r"\s(FAIL|ERROR|TIMEOUT)\s", l)]
+        report.record(f"{suite} passes ({passed} of {total} tests)",
+                      not failed and total > 0 and passed == total, 0,
+                      "\n".join(failed) + "\n" + result.stderr[-3000:])
+    report.record(f"reference suites together take under 60 s ({seconds:.0f} s)",
+                  seconds < 60, seconds)
+
+
 def notes_sections():
     """{"1.5": "The serial loop", ...} from NOTES.md's headings."""
     notes = (ROOT / "NOTES.md").read_text() if (ROOT / "NOTES.md").exists() else ""
@@ -261,6 +284,46 @@ def check_valgrind(report):
                       not problems, seconds, "\n".join(problems) + "\n" + log[-2000:])
 
 
+def check_hostile(report):
+    """The hostile clients (tests/hostile_test.c): every case against the
+    plain reference servers, then the representative ones against the
+    servers built with ASan and UBSan (a leak at SIGTERM is exit 23)."""
+    check_suite_passes(report, "hostile",
+                       label="hostile clients: every case against every reference server "
+                             "(results in build/hostile/results.txt)")
+    targets = suite_targets("hostile", ASAN_BUILD)
+    ok, seconds = timed(build, targets, ASAN_BUILD, True)
+    if not ok:
+        report.record("hostile clients: build with AddressSanitizer and UBSan", False, seconds)
+        return
+    check_suite_passes(report, "hostile", ASAN_BUILD,
+                       "hostile clients: the representative cases against the servers built "
+                       "with ASan and UBSan, no leak at SIGTERM",
+                       env=dict(os.environ, HOSTILE_SUBSET="representative"))
+
+
+FUZZ_SMOKE_SECONDS = 5
+
+
+def check_fuzz_smoke(report):
+    """Each fuzz target of fuzz/ for a few seconds (./workbook fuzz): it must
+    build with clang and find nothing."""
+    command = [sys.executable, "tools/workbook.py", "fuzz", "--seconds",
+               str(FUZZ_SMOKE_SECONDS)]
+    result, seconds = timed(subprocess.run, command, cwd=ROOT, capture_output=True, text=True)
+    save_log("fuzz smoke", result.stdout + result.stderr)
+    rows = re.findall(r"^(\w+)\s+([\d,]+)\s+([\d,]+)\s+[\d.]+\s+\d+ -> \d+\s+(\d+)\s*$",
+                      result.stdout, re.M)
+    for name, executions, per_second, findings in rows:
+        report.record(f"fuzz smoke: {name} ({executions} runs in {FUZZ_SMOKE_SECONDS} s, "
+                      f"{per_second}/s, {findings} findings)",
+                      findings == "0" and result.returncode == 0, FUZZ_SMOKE_SECONDS,
+                      result.stdout)
+    report.record(f"fuzz smoke: build-fuzz/ built with clang, {len(rows)} targets run, "
+                  "nothing found", result.returncode == 0 and len(rows) >= 3, seconds,
+                  result.stdout + result.stderr)
+
+
 def main(args):
     if args:
         sys.exit("usage: ./workbook check")
@@ -271,8 +334,7 @@ def main(args):
     check_generated(report)
     check_catalogue(report)
     print("self-check: reference suites", flush=True)
-    total = sum(check_suite_passes(report, suite) for suite in reference_suites())
-    report.record(f"reference suites together take under 60 s ({total:.0f} s)", total < 60, 0)
+    check_reference_suites(report)
     print("self-check: learner suites as shipped, and wrong designs", flush=True)
     for step in written_steps():
         check_learner_suite_fails_fast(report, step)
@@ -280,4 +342,7 @@ def main(args):
     print("self-check: sanitizers and valgrind", flush=True)
     check_sanitizer_suites(report)
     check_valgrind(report)
+    print("self-check: hostile clients and fuzzing", flush=True)
+    check_hostile(report)
+    check_fuzz_smoke(report)
     return report.summary()

@@ -177,7 +177,12 @@ def logged_tests(build_dir=BUILD):
 def meson_results(build_dir=BUILD):
     """[(name, result, seconds)] of the last meson test run, from its JSON log."""
     log = build_dir / "meson-logs" / "testlog.json"
-    entries = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    entries = []
+    for line in log.read_text().splitlines():
+        try:
+            entries.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue  # a line cut short (another meson run wrote the log meanwhile)
     return [(e["name"].split(" / ", 1)[-1], e["result"], e["duration"]) for e in entries]
 
 

@@ -16,6 +16,7 @@ COMMANDS = {
     "check": ("check", "main"),
     "bench": ("bench", "main"),
     "build": ("project", "command_build"),
+    "fuzz": ("fuzz", "main"),
 }
 
 
