@@ -1353,3 +1353,30 @@ int connect_with_small_window(struct server *server, int bytes)
     }
     return fd;
 }
+
+void trickle_request(struct server *server, const char *request, int pause_each_ms,
+                     int timeout_ms, struct exchange *got)
+{
+    int64_t started = now_ms();
+    struct client client;
+
+    client_connect(&client, server);
+    for (size_t sent = 0; now_ms() - started < timeout_ms;) {
+        if (sent < strlen(request) && client_send(&client, request + sent, 1, NULL))
+            sent++;
+        struct pollfd entry = {.fd = client.fd, .events = POLLIN};
+        if (poll(&entry, 1, pause_each_ms) > 0)
+            break;
+    }
+    client_read_response(&client, false, 500, got);
+    client_close(&client);
+}
+
+bool looks_like_imf_fixdate(const char *date)
+{
+    int day, year, hour, minute, second;
+    char weekday[4], month[4];
+    return strlen(date) == 29 &&
+           sscanf(date, "%3s, %2d %3s %4d %2d:%2d:%2d GMT", weekday, &day, month, &year, &hour,
+                  &minute, &second) == 7;
+}

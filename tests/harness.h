@@ -227,7 +227,16 @@ enum exchange_end client_wait_close(struct client *client, int timeout_ms, int64
 
 void client_close(struct client *client);
 
+/* Sends request one byte every pause_each_ms while watching for an answer;
+ * stops at the answer, at the end of the connection, or after timeout_ms,
+ * then reads what came into *got. */
+void trickle_request(struct server *server, const char *request, int pause_each_ms,
+                     int timeout_ms, struct exchange *got);
+
 /* ------------------------------------------------------------ responses */
+
+/* RFC 9110 section 5.6.7: "Sun, 06 Nov 1994 08:49:37 GMT". */
+bool looks_like_imf_fixdate(const char *date);
 
 struct parsed_response {
     int status;         /* 0 if no status line */

@@ -195,16 +195,6 @@ static size_t case_length(const struct wire_case *c)
     return c->length ? c->length : strlen(c->request);
 }
 
-/* RFC 9110 section 5.6.7: "Sun, 06 Nov 1994 08:49:37 GMT". */
-static bool looks_like_imf_fixdate(const char *date)
-{
-    int day, year, hour, minute, second;
-    char weekday[4], month[4];
-    return strlen(date) == 29 &&
-           sscanf(date, "%3s, %2d %3s %4d %2d:%2d:%2d GMT", weekday, &day, month, &year, &hour,
-                  &minute, &second) == 7;
-}
-
 /* What every response must carry (SPEC: Date, Content-Length; errors close
  * and name the problem). Returns NULL or what is missing. */
 static const char *missing_header(const struct exchange *got, const struct parsed_response *r)
@@ -943,28 +933,6 @@ SERVER_TEST(answers_408_to_a_partial_head_then_silence)
     exchange_free(&got_theirs);
 }
 
-/* Sends request one byte every pause_ms, watching for an answer between
- * bytes; stops at the answer, at the end of the connection, or after
- * timeout_ms, then reads what came. */
-static void trickle(struct server *server, const char *request, int pause_ms_each,
-                    int timeout_ms, struct exchange *got)
-{
-    const struct send_plan one_byte = {.piece = 1};
-    int64_t started = now_ms();
-    struct client client;
-
-    client_connect(&client, server);
-    for (size_t sent = 0; now_ms() - started < timeout_ms;) {
-        if (sent < strlen(request) && client_send(&client, request + sent, 1, &one_byte))
-            sent++;
-        struct pollfd entry = {.fd = client.fd, .events = POLLIN};
-        if (poll(&entry, 1, pause_ms_each) > 0)
-            break;
-    }
-    client_read_response(&client, false, 500, got);
-    client_close(&client);
-}
-
 SERVER_TEST(answers_408_to_a_head_trickled_past_the_idle_time)
 {
     const char *const args[] = {"--delay-ms", "0", "--idle-ms", "500", NULL};
@@ -976,7 +944,7 @@ SERVER_TEST(answers_408_to_a_head_trickled_past_the_idle_time)
 
     start_yours(&mine, args);
     int64_t started = now_ms();
-    trickle(&mine, slow_head, 100, 3000, &got);
+    trickle_request(&mine, slow_head, 100, 3000, &got);
     int64_t elapsed = now_ms() - started;
     parse_response(got.bytes, got.length, &r);
     check(r.status == 408 && elapsed < 2000,
