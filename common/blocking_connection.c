@@ -12,28 +12,6 @@
 #include "response.h"
 #include "socket_io.h"
 
-/* Decides the answer. Returns false when there is nobody to answer: the
- * client sent nothing, went away, or we are shutting down. */
-static bool choose_response(enum head_status status, const struct http_request *request,
-                            struct response *response)
-{
-    switch (status) {
-    case HEAD_COMPLETE:
-        /* Steps 1 and 2 serve one request per connection (RFC 9112 section 9.6). */
-        response_for_request(request, false, response);
-        return true;
-    case HEAD_INVALID:
-        response_for_error(request->error_status, request->error_cause, response);
-        return true;
-    case HEAD_TIMED_OUT:
-        /* RFC 9110 section 15.5.9: part of a head came, then nothing. */
-        response_for_error(408, "no complete request head in time", response);
-        return true;
-    default:
-        return false;
-    }
-}
-
 static void do_heavy_work(const struct response *response, const struct server_config *config)
 {
     if (response_needs_heavy_work(response))
@@ -79,7 +57,8 @@ void serve_connection(int client_fd, const struct server_config *config)
         return;
     }
     enum head_status status = read_request_head(client_fd, buffer, config->idle_ms, &request);
-    bool answered = choose_response(status, &request, &response);
+    /* Steps 1 and 2 serve one request per connection (RFC 9112 section 9.6). */
+    bool answered = choose_response_to_head(status, &request, false, &response);
     if (answered) {
         do_heavy_work(&response, config);
         bool sent = send_response(client_fd, &response, config->idle_ms);

@@ -1,11 +1,11 @@
 /* Serving one connection with blocking calls: what steps 1 and 2 share.
  *
  * The life of a request, one function per stage, in order:
- *   read_request_head()   (you write it: request_io.h)  until the blank line
- *   choose_response()     the parsed head decides the answer
- *   do_heavy_work()       the article's 5 seconds of "heavy process"
- *   send_response()       (you write it: request_io.h)  every byte
- *   close_gracefully()    (socket_io.c)  without resetting the client */
+ *   read_request_head()        (you write it: request_io.h)  until the blank line
+ *   choose_response_to_head()  the parsed head decides the answer
+ *   do_heavy_work()            the article's 5 seconds of "heavy process"
+ *   send_response()            (you write it: request_io.h)  every byte
+ *   close_gracefully()         (socket_io.c)  without resetting the client */
 #ifndef COMMON_BLOCKING_CONNECTION_H
 #define COMMON_BLOCKING_CONNECTION_H
 

@@ -3,9 +3,11 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -46,6 +48,13 @@ int open_listener(const char *host, int port)
     /* Lets a restarted server bind while old connections sit in TIME_WAIT. */
     if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes) != 0)
         return fail_listener(fd, host, port, "setsockopt");
+    /* Each response leaves as soon as it is ready: Nagle's algorithm would
+     * hold a pipelined response back until the client acknowledged the one
+     * before, which a client may delay by 40 ms. On Linux every accepted
+     * socket inherits TCP_NODELAY from its listener: one system call here
+     * instead of one per connection (NOTES.md 3.14). */
+    if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &yes, sizeof yes) != 0)
+        return fail_listener(fd, host, port, "setsockopt TCP_NODELAY");
     if (bind(fd, (struct sockaddr *)&address, sizeof address) != 0)
         return fail_listener(fd, host, port, "bind");
     if (listen(fd, LISTEN_BACKLOG) != 0)
@@ -112,4 +121,29 @@ int accept_client(int listen_fd)
         break;
     }
     return -1;
+}
+
+bool watch_listener(int epoll_fd, int listen_fd, int operation, uint32_t events)
+{
+    struct epoll_event event = {.events = events, .data.ptr = NULL};
+
+    if (epoll_ctl(epoll_fd, operation, listen_fd, &event) == 0)
+        return true;
+    log_error("epoll_ctl (listener): %s", strerror(errno));
+    return false;
+}
+
+int open_epoll_with_listener(int listen_fd)
+{
+    int epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+
+    if (epoll_fd < 0) {
+        log_error("epoll_create1: %s", strerror(errno));
+        return -1;
+    }
+    if (!watch_listener(epoll_fd, listen_fd, EPOLL_CTL_ADD, EPOLLIN)) {
+        close(epoll_fd);
+        return -1;
+    }
+    return epoll_fd;
 }

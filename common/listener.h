@@ -2,6 +2,9 @@
 #ifndef COMMON_LISTENER_H
 #define COMMON_LISTENER_H
 
+#include <stdbool.h>
+#include <stdint.h>
+
 #include "flags.h"
 
 /* Parses the flags, installs the shutdown handlers, opens the listening
@@ -21,5 +24,15 @@ int open_listener(const char *host, int port);
  * and calls again. Survives what a busy server meets: a client that gave up
  * before being accepted, running out of file descriptors. */
 int accept_client(int listen_fd);
+
+/* For the event loops (steps 3 and 5). The listener's epoll events carry
+ * NULL, where a connection's carry its struct. operation: EPOLL_CTL_ADD,
+ * or EPOLL_CTL_MOD to pause (events 0) and resume (EPOLLIN) accepting.
+ * False, logged, if epoll_ctl failed. */
+bool watch_listener(int epoll_fd, int listen_fd, int operation, uint32_t events);
+
+/* A new epoll instance that already watches the listener for EPOLLIN.
+ * Returns it, or -1, logged. */
+int open_epoll_with_listener(int listen_fd);
 
 #endif

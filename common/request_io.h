@@ -25,6 +25,13 @@ enum head_status {
     HEAD_BROKEN,    /* the connection failed (reset, ...) */
 };
 
+/* Decides the answer to a head read with this status. keep_alive: whether
+ * a complete request leaves the connection open (steps 1 and 2: never; step
+ * 5 decides by RFC 9112 section 9.3). Returns false when there is nobody to
+ * answer: the client sent nothing, went away, or we are shutting down. */
+bool choose_response_to_head(enum head_status status, const struct http_request *request,
+                             bool keep_alive, struct response *response);
+
 /* Where a head is collected. The whole buffer is HTTP_HEAD_LIMIT bytes: a
  * head that does not fit is refused by the parser (414 or 431). */
 struct head_buffer {

@@ -6,6 +6,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "request_io.h" /* enum head_status */
+
 static const char hello_body[] = "Hello"; /* the article's response */
 
 const char *reason_phrase(int status)
@@ -221,4 +223,23 @@ void outgoing_advance(struct outgoing *outgoing, size_t count)
 bool outgoing_done(const struct outgoing *outgoing)
 {
     return outgoing->sent == outgoing->total_length;
+}
+
+bool choose_response_to_head(enum head_status status, const struct http_request *request,
+                             bool keep_alive, struct response *response)
+{
+    switch (status) {
+    case HEAD_COMPLETE:
+        response_for_request(request, keep_alive, response);
+        return true;
+    case HEAD_INVALID:
+        response_for_error(request->error_status, request->error_cause, response);
+        return true;
+    case HEAD_TIMED_OUT:
+        /* RFC 9110 section 15.5.9: part of a head came, then nothing. */
+        response_for_error(408, "no complete request head in time", response);
+        return true;
+    default:
+        return false;
+    }
 }

@@ -1,13 +1,10 @@
 /* The servers' log (common/log.h) for the fuzz targets: silent, since a
  * fuzzer runs millions of requests, and strict: an error a server would log
- * means a system call failed where none should, so it is a finding. The one
- * expected error is TCP_NODELAY, which a Unix socketpair (the fuzz target's
- * client) does not have. */
+ * means a system call failed where none should, so it is a finding. */
 #include "log.h"
 
 #include <stdarg.h>
 #include <stdio.h>
-#include <string.h>
 
 #include "fuzz_checks.h"
 
@@ -28,13 +25,11 @@ void log_request(int client_fd, const char *request_line, int status,
 
 void log_error(const char *format, ...)
 {
-    static const char expected[] = "setsockopt TCP_NODELAY";
     char message[512];
     va_list args;
 
     va_start(args, format);
     vsnprintf(message, sizeof message, format, args);
     va_end(args);
-    if (strncmp(message, expected, sizeof expected - 1) != 0)
-        fuzz_fail("the server logged an error: %s", message);
+    fuzz_fail("the server logged an error: %s", message);
 }

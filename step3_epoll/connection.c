@@ -7,7 +7,6 @@
 
 #include <errno.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -20,7 +19,6 @@
 struct connection *open_connection(struct event_loop *loop, int fd)
 {
     struct connection *conn = malloc(sizeof *conn);
-    int yes = 1;
 
     if (conn == NULL) {
         log_error("malloc: %s", strerror(errno));
@@ -28,11 +26,7 @@ struct connection *open_connection(struct event_loop *loop, int fd)
         return NULL;
     }
     *conn = (struct connection){.fd = fd, .state = READING, .watched = EPOLLIN};
-    /* Each response leaves as soon as it is ready: Nagle's algorithm would
-     * hold a pipelined response back until the client acknowledged the
-     * previous one, which a client may delay by 40 ms. */
-    if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &yes, sizeof yes) != 0)
-        log_error("setsockopt TCP_NODELAY: %s", strerror(errno));
+    /* TCP_NODELAY came with the socket, from the listener (common/listener.c). */
     /* The event carries the connection itself: no lookup by fd. */
     struct epoll_event event = {.events = EPOLLIN, .data.ptr = conn};
     if (epoll_ctl(loop->epoll_fd, EPOLL_CTL_ADD, fd, &event) != 0) {

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "listener.h"
 #include "log.h"
 #include "shutdown.h"
 
@@ -16,17 +17,6 @@
 static struct connection *connection_of(struct deadline *deadline)
 {
     return (struct connection *)((char *)deadline - offsetof(struct connection, deadline));
-}
-
-static bool watch_listener(struct event_loop *loop, int operation, uint32_t events)
-{
-    /* NULL data: the listener. A connection's events carry its struct. */
-    struct epoll_event event = {.events = events, .data.ptr = NULL};
-
-    if (epoll_ctl(loop->epoll_fd, operation, loop->listen_fd, &event) == 0)
-        return true;
-    log_error("epoll_ctl (listener): %s", strerror(errno));
-    return false;
 }
 
 struct event_loop *event_loop_create(int listen_fd, const struct server_config *config)
@@ -42,14 +32,8 @@ struct event_loop *event_loop_create(int listen_fd, const struct server_config *
     deadline_queue_init(&loop->delays, config->delay_ms);
     deadline_queue_init(&loop->idle, config->idle_ms);
     deadline_queue_init(&loop->lingers, LINGER_MS);
-    loop->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+    loop->epoll_fd = open_epoll_with_listener(listen_fd);
     if (loop->epoll_fd < 0) {
-        log_error("epoll_create1: %s", strerror(errno));
-        free(loop);
-        return NULL;
-    }
-    if (!watch_listener(loop, EPOLL_CTL_ADD, EPOLLIN)) {
-        close(loop->epoll_fd);
         free(loop);
         return NULL;
     }
@@ -91,7 +75,7 @@ static void on_idle_timeout(struct event_loop *loop, struct connection *conn)
 static void resume_accepting(struct event_loop *loop)
 {
     loop->accept_paused = false;
-    watch_listener(loop, EPOLL_CTL_MOD, EPOLLIN);
+    watch_listener(loop->epoll_fd, loop->listen_fd, EPOLL_CTL_MOD, EPOLLIN);
 }
 
 void fire_due_deadlines(struct event_loop *loop)
@@ -136,7 +120,7 @@ void make_room_for_a_connection(struct event_loop *loop)
      * again at once would fail again, on a listener that stays readable:
      * a busy loop. Stop watching it for a while instead. */
     log_error("accept: %s; pausing accept for %d ms", strerror(error), ACCEPT_PAUSE_MS);
-    if (watch_listener(loop, EPOLL_CTL_MOD, 0)) {
+    if (watch_listener(loop->epoll_fd, loop->listen_fd, EPOLL_CTL_MOD, 0)) {
         loop->accept_paused = true;
         loop->accept_resume_ms = monotonic_ms() + ACCEPT_PAUSE_MS;
     }

@@ -5,7 +5,6 @@
 
 #include <errno.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,25 +44,12 @@ void set_deadline(struct connection *conn, struct deadline_queue *queue)
 bool choose_response(struct connection *conn, enum head_status status,
                      const struct http_request *request, struct response *response)
 {
-    conn->refused_body = false;
-    switch (status) {
-    case HEAD_COMPLETE:
-        /* RFC 9112 section 9.3; while stopping, this request is the last. */
-        response_for_request(request, request_wants_keep_alive(request) && !conn->loop->stopping,
-                             response);
-        /* A body is never read (RFC 9112 section 6.3): it may still be coming. */
-        conn->refused_body = request_has_body(request);
-        return true;
-    case HEAD_INVALID:
-        response_for_error(request->error_status, request->error_cause, response);
-        return true;
-    case HEAD_TIMED_OUT:
-        /* RFC 9110 section 15.5.9: part of a head came, then nothing. */
-        response_for_error(408, "no complete request head in time", response);
-        return true;
-    default:
-        return false;
-    }
+    /* A body is never read (RFC 9112 section 6.3): it may still be coming. */
+    conn->refused_body = status == HEAD_COMPLETE && request_has_body(request);
+    /* RFC 9112 section 9.3; while stopping, this request is the last. */
+    return choose_response_to_head(status, request,
+                                   request_wants_keep_alive(request) && !conn->loop->stopping,
+                                   response);
 }
 
 /* The server began to stop: this response is the connection's last. */
@@ -191,7 +177,6 @@ void close_connection(struct connection *conn, enum head_status last_status,
 struct connection *open_connection(struct event_loop *loop, int fd)
 {
     struct connection *conn = malloc(sizeof *conn);
-    int yes = 1;
 
     if (conn == NULL) {
         log_error("malloc: %s", strerror(errno));
@@ -199,11 +184,7 @@ struct connection *open_connection(struct event_loop *loop, int fd)
         return NULL;
     }
     *conn = (struct connection){.fd = fd, .loop = loop, .watched = EPOLLIN, .in_epoll = true};
-    /* Each response leaves as soon as it is ready: Nagle's algorithm would
-     * hold a pipelined response back until the client acknowledged the
-     * previous one, which a client may delay by 40 ms. */
-    if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &yes, sizeof yes) != 0)
-        log_error("setsockopt TCP_NODELAY: %s", strerror(errno));
+    /* TCP_NODELAY came with the socket, from the listener (common/listener.c). */
     /* The event carries the connection itself: no lookup by fd. */
     struct epoll_event event = {.events = EPOLLIN, .data.ptr = conn};
     if (epoll_ctl(loop->epoll_fd, EPOLL_CTL_ADD, fd, &event) != 0) {

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "listener.h"
 #include "log.h"
 #include "shutdown.h"
 
@@ -84,17 +85,6 @@ static void free_finished_connections(struct event_loop *loop)
 
 /* ------------------------------------------------------------ the listener */
 
-static bool watch_listener(struct event_loop *loop, int operation, uint32_t events)
-{
-    /* NULL data: the listener. A connection's events carry its struct. */
-    struct epoll_event event = {.events = events, .data.ptr = NULL};
-
-    if (epoll_ctl(loop->epoll_fd, operation, loop->listen_fd, &event) == 0)
-        return true;
-    log_error("epoll_ctl (listener): %s", strerror(errno));
-    return false;
-}
-
 /* An idle keep-alive connection: a request was answered on it, and it waits
  * for the next, of which nothing has come. */
 static bool is_idle_keep_alive(const struct connection *conn)
@@ -118,7 +108,7 @@ static void make_room_for_a_connection(struct event_loop *loop)
         }
     }
     log_error("accept: %s; pausing accept for %d ms", strerror(error), ACCEPT_PAUSE_MS);
-    if (watch_listener(loop, EPOLL_CTL_MOD, 0)) {
+    if (watch_listener(loop->epoll_fd, loop->listen_fd, EPOLL_CTL_MOD, 0)) {
         loop->accept_paused = true;
         loop->accept_resume_ms = monotonic_ms() + ACCEPT_PAUSE_MS;
     }
@@ -167,7 +157,7 @@ static void on_socket_event(struct connection *conn, uint32_t events)
 static void resume_accepting(struct event_loop *loop)
 {
     loop->accept_paused = false;
-    watch_listener(loop, EPOLL_CTL_MOD, EPOLLIN);
+    watch_listener(loop->epoll_fd, loop->listen_fd, EPOLL_CTL_MOD, EPOLLIN);
 }
 
 static void fire_due_deadlines(struct event_loop *loop)
@@ -254,14 +244,8 @@ struct event_loop *event_loop_create(int listen_fd, const struct server_config *
     deadline_queue_init(&loop->delays, config->delay_ms);
     deadline_queue_init(&loop->idle, config->idle_ms);
     deadline_queue_init(&loop->lingers, LINGER_MS);
-    loop->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+    loop->epoll_fd = open_epoll_with_listener(listen_fd);
     if (loop->epoll_fd < 0) {
-        log_error("epoll_create1: %s", strerror(errno));
-        free(loop);
-        return NULL;
-    }
-    if (!watch_listener(loop, EPOLL_CTL_ADD, EPOLLIN)) {
-        close(loop->epoll_fd);
         free(loop);
         return NULL;
     }
