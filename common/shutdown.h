@@ -5,9 +5,11 @@
 #include <signal.h>
 #include <stdbool.h>
 
-/* How often a waiting server looks at the stop flag. No wait in the
- * workbook's servers is longer than this, so a stop is seen at once even
- * when the signal lands just before a wait begins. */
+/* How often a blocking server (steps 1 and 2) looks at the stop flag. None
+ * of their waits is longer than this, so a stop is seen within 100 ms even
+ * when the signal lands just before a wait begins. The event loops (steps 3
+ * and 5) wait as long as they like: block_stop_signals() below lets a stop
+ * end their wait at once. */
 enum { STOP_CHECK_INTERVAL_MS = 100 };
 
 /* Installs the handlers (without SA_RESTART, so blocking calls return
