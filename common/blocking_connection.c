@@ -45,7 +45,7 @@ void serve_connection(int client_fd, const struct server_config *config)
 {
     /* 8 KiB from the heap, not the stack: AddressSanitizer guards heap
      * blocks on both sides, so a read past the buffer is caught at once. */
-    struct head_buffer *buffer = malloc(sizeof *buffer);
+    struct head_buffer *buffer = calloc(1, sizeof *buffer);
     struct http_request request;
     struct response response;
     char request_line[256];

@@ -4,7 +4,6 @@
 #include "server.h"
 
 #include <errno.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -153,7 +152,7 @@ static void linger(struct connection *conn)
         if (got > 0)
             drained += (size_t)got;
         else if (got == 0 || (errno != EAGAIN && errno != EINTR))
-            return; /* EOF: the client has read the response and closed */
+            return; /* EOF (the client read the response and closed), or an error */
         else if (errno == EAGAIN && wait_for(conn, EPOLLIN) != WOKEN_BY_SOCKET)
             return; /* the linger's time is up */
     }

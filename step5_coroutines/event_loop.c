@@ -156,8 +156,11 @@ static void on_socket_event(struct connection *conn, uint32_t events)
 
 static void resume_accepting(struct event_loop *loop)
 {
-    loop->accept_paused = false;
-    watch_listener(loop->epoll_fd, loop->listen_fd, EPOLL_CTL_MOD, EPOLLIN);
+    /* If the listener cannot be watched again now, try later, not never. */
+    if (watch_listener(loop->epoll_fd, loop->listen_fd, EPOLL_CTL_MOD, EPOLLIN))
+        loop->accept_paused = false;
+    else
+        loop->accept_resume_ms = monotonic_ms() + ACCEPT_PAUSE_MS;
 }
 
 static void fire_due_deadlines(struct event_loop *loop)

@@ -104,7 +104,8 @@ static void forget_frames(struct stack *stack)
 static unsigned tell_valgrind_stack_begins(char *base, size_t size)
 {
 #ifdef WITH_VALGRIND
-    return VALGRIND_STACK_REGISTER(base, base + size);
+    /* Its end is the highest byte of the stack, not the one past it. */
+    return VALGRIND_STACK_REGISTER(base, base + size - 1);
 #else
     (void)base;
     (void)size;

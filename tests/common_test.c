@@ -1,12 +1,20 @@
-/* common/: the request parser and the response cursor, without sockets.
+/* common/: the request parser and the response cursor, without sockets
+ * (but for one check of the listener).
  * Like picohttpparser's tests, every request is also fed at every prefix:
  * a head that arrives in pieces must give the same answer. */
 #include <criterion/criterion.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "http.h"
+#include "listener.h"
 #include "response.h"
 
 TestSuite(common, .timeout = 30);
@@ -299,4 +307,33 @@ Test(common, reads_the_whole_connection_list_and_whole_field_names)
     cr_assert(parse_request_head(longer_name, strlen(longer_name), &request) > 0);
     cr_assert(!request.has_transfer_encoding && !request_has_body(&request),
               "Transfer-EncodingX is not Transfer-Encoding");
+}
+
+/* Steps 3 and 5 rely on it: TCP_NODELAY is set on the listener only
+ * (common/listener.c), and Linux copies it into every accepted socket. */
+Test(common, accepted_sockets_inherit_tcp_nodelay_from_the_listener)
+{
+    int listener = open_listener("127.0.0.1", 0);
+    struct sockaddr_in address;
+    socklen_t length = sizeof address;
+    int nodelay = 0;
+    socklen_t size = sizeof nodelay;
+
+    cr_assert(listener >= 0, "open_listener() failed");
+    cr_assert(getsockname(listener, (struct sockaddr *)&address, &length) == 0,
+              "getsockname: %s", strerror(errno));
+    int client = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert(client >= 0 && connect(client, (struct sockaddr *)&address, length) == 0,
+              "connect: %s", strerror(errno));
+    struct pollfd ready = {.fd = listener, .events = POLLIN};
+    cr_assert(poll(&ready, 1, 1000) == 1, "the connection never reached the listener");
+    int accepted = accept(listener, NULL, NULL);
+    cr_assert(accepted >= 0, "accept: %s", strerror(errno));
+    cr_assert(getsockopt(accepted, IPPROTO_TCP, TCP_NODELAY, &nodelay, &size) == 0,
+              "getsockopt: %s", strerror(errno));
+    cr_expect(nodelay != 0, "An accepted socket has TCP_NODELAY off: the listener's was not "
+                            "inherited, and pipelined responses may wait 40 ms (NOTES.md 3.14).");
+    close(accepted);
+    close(client);
+    close(listener);
 }
