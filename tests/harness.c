@@ -571,7 +571,10 @@ static void add_thread_cpu(const char *tid, int64_t *total)
     free(text);
 }
 
-int64_t server_cpu_ns(const struct server *server)
+/* The sum of visit()'s figure over every thread of the server; -1 if its
+ * threads cannot be listed. */
+static int64_t sum_over_threads(const struct server *server,
+                                void (*visit)(const char *tid, int64_t *total))
 {
     char path[64];
     int64_t total = 0;
@@ -580,7 +583,12 @@ int64_t server_cpu_ns(const struct server *server)
         return -1;
     visited_pid = server->pid;
     snprintf(path, sizeof path, "/proc/%d/task", (int)server->pid);
-    return each_proc_entry(path, add_thread_cpu, &total) < 0 ? -1 : total;
+    return each_proc_entry(path, visit, &total) < 0 ? -1 : total;
+}
+
+int64_t server_cpu_ns(const struct server *server)
+{
+    return sum_over_threads(server, add_thread_cpu);
 }
 
 int server_open_descriptors(const struct server *server)
@@ -1251,14 +1259,7 @@ static void add_thread_busy(const char *tid, int64_t *total)
 
 int64_t server_busy_ns(const struct server *server)
 {
-    char path[64];
-    int64_t total = 0;
-
-    if (server->pid <= 0)
-        return -1;
-    visited_pid = server->pid;
-    snprintf(path, sizeof path, "/proc/%d/task", (int)server->pid);
-    return each_proc_entry(path, add_thread_busy, &total) < 0 ? -1 : total;
+    return sum_over_threads(server, add_thread_busy);
 }
 
 /* Adds one thread's context switches, from its status file. */
@@ -1280,14 +1281,7 @@ static void add_thread_switches(const char *tid, int64_t *total)
 
 long server_context_switches(const struct server *server)
 {
-    char path[64];
-    int64_t total = 0;
-
-    if (server->pid <= 0)
-        return -1;
-    visited_pid = server->pid;
-    snprintf(path, sizeof path, "/proc/%d/task", (int)server->pid);
-    return each_proc_entry(path, add_thread_switches, &total) < 0 ? -1 : (long)total;
+    return (long)sum_over_threads(server, add_thread_switches);
 }
 
 int server_main_thread_syscall(const struct server *server)

@@ -683,10 +683,14 @@ SERVER_TEST(answers_a_long_head_without_resetting_the_connection)
     free(request);
 }
 
-static void write_request(int fd, const char *request)
+/* Sends a short request in one send(). A failure is the server's doing (it
+ * reset or closed the connection): the message says what became of it. */
+static void write_request(struct server *server, int fd, const char *request)
 {
     if (send(fd, request, strlen(request), MSG_NOSIGNAL) != (ssize_t)strlen(request))
-        fail_test("harness: could not send the request: %s", strerror(errno));
+        fail_test("A client connected and sent: %s\nExpected: the server reads it.\n"
+                  "Got: send() failed: %s.%s",
+                  printable(request, strlen(request), 200), strerror(errno), said(server));
 }
 
 /* Reads a whole response (or until the connection ends or timeout_ms). */
@@ -709,7 +713,7 @@ SERVER_TEST(sends_a_large_response_to_a_slow_reader_without_spinning)
 
     start_yours(&mine, NO_DELAY);
     int fd = connect_with_small_window(&mine, 16384);
-    write_request(fd, request);
+    write_request(&mine, fd, request);
     /* 8 MB is more than the kernel buffers on both sides hold: the server's
      * sends soon find no room, and must wait for the reader. */
     pause_ms(SETTLE_MS);
@@ -973,7 +977,7 @@ SERVER_TEST(gives_up_on_a_client_that_never_reads)
 
     start_yours(&mine, args);
     int stalled = connect_with_small_window(&mine, 4096);
-    write_request(stalled, big);
+    write_request(&mine, stalled, big);
     pause_ms(100); /* its response now fills the buffers */
     struct cpu_use use;
     cpu_use_start(&mine, &use);
@@ -1011,7 +1015,7 @@ static void reset_mid_response(struct server *server)
     char chunk[65536];
     int fd = connect_with_small_window(server, 16384);
 
-    write_request(fd, big);
+    write_request(server, fd, big);
     struct pollfd entry = {.fd = fd, .events = POLLIN};
     if (poll(&entry, 1, ANSWER_MS) > 0 && recv(fd, chunk, sizeof chunk, 0) < 0)
         fail_test("A client asked for /bytes/16000000.\nExpected: the response's first bytes.\n"
