@@ -60,3 +60,16 @@ bool deadline_is_set(const struct deadline *deadline)
 {
     return deadline->queue != NULL;
 }
+
+int64_t earliest_deadline_of(const struct deadline_queue *const queues[], size_t count,
+                             int64_t also)
+{
+    int64_t earliest = also;
+
+    for (size_t i = 0; i < count; i++) {
+        const struct deadline *first = deadline_queue_first(queues[i]);
+        if (first != NULL && (earliest < 0 || first->at_ms < earliest))
+            earliest = first->at_ms;
+    }
+    return earliest;
+}

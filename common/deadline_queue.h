@@ -12,6 +12,7 @@
 #define COMMON_DEADLINE_QUEUE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct deadline_queue;
@@ -48,5 +49,11 @@ struct deadline *deadline_queue_first(const struct deadline_queue *queue);
 struct deadline *deadline_queue_pop_due(struct deadline_queue *queue, int64_t now_ms);
 
 bool deadline_is_set(const struct deadline *deadline);
+
+/* The earliest deadline among `count` queues and `also` (-1: none), or -1
+ * when there is none at all. Each queue is sorted: its first is its
+ * earliest. */
+int64_t earliest_deadline_of(const struct deadline_queue *const queues[], size_t count,
+                             int64_t also);
 
 #endif

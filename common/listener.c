@@ -148,3 +148,22 @@ int open_epoll_with_listener(int listen_fd)
     }
     return epoll_fd;
 }
+
+void pause_accepting(int epoll_fd, int listen_fd, struct accept_pause *pause)
+{
+    if (watch_listener(epoll_fd, listen_fd, EPOLL_CTL_MOD, 0)) {
+        pause->paused = true;
+        pause->resume_ms = monotonic_ms() + ACCEPT_PAUSE_MS;
+    }
+}
+
+void resume_accepting_when_due(int epoll_fd, int listen_fd, struct accept_pause *pause,
+                               int64_t now_ms)
+{
+    if (!pause->paused || pause->resume_ms > now_ms)
+        return;
+    if (watch_listener(epoll_fd, listen_fd, EPOLL_CTL_MOD, EPOLLIN))
+        pause->paused = false;
+    else
+        pause->resume_ms = monotonic_ms() + ACCEPT_PAUSE_MS;
+}

@@ -31,6 +31,24 @@ int accept_client(int listen_fd);
  * False, logged, if epoll_ctl failed. */
 bool watch_listener(int epoll_fd, int listen_fd, int operation, uint32_t events);
 
+/* Out of descriptors (EMFILE, ENFILE), an event loop stops watching its
+ * listener for a while: the listener stays readable, and accepting again at
+ * once would fail again, a busy loop. */
+enum { ACCEPT_PAUSE_MS = 100 };
+
+struct accept_pause {
+    bool paused;       /* the listener is not watched... */
+    int64_t resume_ms; /* ...until then (monotonic_ms()) */
+};
+
+/* Stops watching the listener for ACCEPT_PAUSE_MS. */
+void pause_accepting(int epoll_fd, int listen_fd, struct accept_pause *pause);
+
+/* Watches the listener again once resume_ms has come; if that fails, tries
+ * again ACCEPT_PAUSE_MS later, never gives up. */
+void resume_accepting_when_due(int epoll_fd, int listen_fd, struct accept_pause *pause,
+                               int64_t now_ms);
+
 /* A new epoll instance that already watches the listener for EPOLLIN.
  * Returns it, or -1, logged. */
 int open_epoll_with_listener(int listen_fd);

@@ -43,16 +43,10 @@ struct event_loop *event_loop_create(int listen_fd, const struct server_config *
 
 int64_t earliest_deadline_ms(const struct event_loop *loop)
 {
-    const struct deadline_queue *queues[] = {&loop->delays, &loop->idle, &loop->lingers};
-    int64_t earliest = loop->accept_paused ? loop->accept_resume_ms : -1;
+    const struct deadline_queue *const queues[] = {&loop->delays, &loop->idle, &loop->lingers};
 
-    /* Each queue is sorted: its first deadline is its earliest. */
-    for (size_t i = 0; i < sizeof queues / sizeof queues[0]; i++) {
-        const struct deadline *first = deadline_queue_first(queues[i]);
-        if (first != NULL && (earliest < 0 || first->at_ms < earliest))
-            earliest = first->at_ms;
-    }
-    return earliest;
+    return earliest_deadline_of(queues, sizeof queues / sizeof queues[0],
+                                loop->accept_pause.paused ? loop->accept_pause.resume_ms : -1);
 }
 
 static void on_idle_timeout(struct event_loop *loop, struct connection *conn)
@@ -72,15 +66,6 @@ static void on_idle_timeout(struct event_loop *loop, struct connection *conn)
     close_connection(loop, conn);
 }
 
-static void resume_accepting(struct event_loop *loop)
-{
-    /* If the listener cannot be watched again now, try later, not never. */
-    if (watch_listener(loop->epoll_fd, loop->listen_fd, EPOLL_CTL_MOD, EPOLLIN))
-        loop->accept_paused = false;
-    else
-        loop->accept_resume_ms = monotonic_ms() + ACCEPT_PAUSE_MS;
-}
-
 void fire_due_deadlines(struct event_loop *loop)
 {
     int64_t now = monotonic_ms();
@@ -94,8 +79,7 @@ void fire_due_deadlines(struct event_loop *loop)
         on_idle_timeout(loop, connection_of(due));
     while ((due = deadline_queue_pop_due(&loop->lingers, now)) != NULL)
         close_connection(loop, connection_of(due));
-    if (loop->accept_paused && loop->accept_resume_ms <= now)
-        resume_accepting(loop);
+    resume_accepting_when_due(loop->epoll_fd, loop->listen_fd, &loop->accept_pause, now);
 }
 
 /* An idle keep-alive connection: a request was answered on it, and nothing
@@ -123,10 +107,7 @@ void make_room_for_a_connection(struct event_loop *loop)
      * again at once would fail again, on a listener that stays readable:
      * a busy loop. Stop watching it for a while instead. */
     log_error("accept: %s; pausing accept for %d ms", strerror(error), ACCEPT_PAUSE_MS);
-    if (watch_listener(loop->epoll_fd, loop->listen_fd, EPOLL_CTL_MOD, 0)) {
-        loop->accept_paused = true;
-        loop->accept_resume_ms = monotonic_ms() + ACCEPT_PAUSE_MS;
-    }
+    pause_accepting(loop->epoll_fd, loop->listen_fd, &loop->accept_pause);
 }
 
 void begin_graceful_shutdown(struct event_loop *loop)
@@ -138,7 +119,7 @@ void begin_graceful_shutdown(struct event_loop *loop)
      * Closing the listener also takes it out of the epoll set. */
     close(loop->listen_fd);
     loop->listen_fd = -1;
-    loop->accept_paused = false;
+    loop->accept_pause.paused = false;
     /* READING: no complete request (idle, or part of a head): close now.
      * WRITING: finish this response, then close. */
     for (d = deadline_queue_first(&loop->idle); d != NULL; d = next) {

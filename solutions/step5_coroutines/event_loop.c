@@ -108,10 +108,7 @@ static void make_room_for_a_connection(struct event_loop *loop)
         }
     }
     log_error("accept: %s; pausing accept for %d ms", strerror(error), ACCEPT_PAUSE_MS);
-    if (watch_listener(loop->epoll_fd, loop->listen_fd, EPOLL_CTL_MOD, 0)) {
-        loop->accept_paused = true;
-        loop->accept_resume_ms = monotonic_ms() + ACCEPT_PAUSE_MS;
-    }
+    pause_accepting(loop->epoll_fd, loop->listen_fd, &loop->accept_pause);
 }
 
 static void accept_pending_connections(struct event_loop *loop)
@@ -154,15 +151,6 @@ static void on_socket_event(struct connection *conn, uint32_t events)
         forget_socket(conn);
 }
 
-static void resume_accepting(struct event_loop *loop)
-{
-    /* If the listener cannot be watched again now, try later, not never. */
-    if (watch_listener(loop->epoll_fd, loop->listen_fd, EPOLL_CTL_MOD, EPOLLIN))
-        loop->accept_paused = false;
-    else
-        loop->accept_resume_ms = monotonic_ms() + ACCEPT_PAUSE_MS;
-}
-
 static void fire_due_deadlines(struct event_loop *loop)
 {
     struct deadline_queue *queues[] = {&loop->delays, &loop->idle, &loop->lingers};
@@ -174,22 +162,16 @@ static void fire_due_deadlines(struct event_loop *loop)
     for (size_t i = 0; i < sizeof queues / sizeof queues[0]; i++)
         while ((due = deadline_queue_pop_due(queues[i], now)) != NULL)
             resume_connection(loop, connection_of(due), WOKEN_BY_DEADLINE);
-    if (loop->accept_paused && loop->accept_resume_ms <= now)
-        resume_accepting(loop);
+    resume_accepting_when_due(loop->epoll_fd, loop->listen_fd, &loop->accept_pause, now);
 }
 
 /* The earliest deadline of all (monotonic_ms() time), or -1 if there is none. */
 static int64_t earliest_deadline_ms(const struct event_loop *loop)
 {
-    const struct deadline_queue *queues[] = {&loop->delays, &loop->idle, &loop->lingers};
-    int64_t earliest = loop->accept_paused ? loop->accept_resume_ms : -1;
+    const struct deadline_queue *const queues[] = {&loop->delays, &loop->idle, &loop->lingers};
 
-    for (size_t i = 0; i < sizeof queues / sizeof queues[0]; i++) {
-        const struct deadline *first = deadline_queue_first(queues[i]);
-        if (first != NULL && (earliest < 0 || first->at_ms < earliest))
-            earliest = first->at_ms;
-    }
-    return earliest;
+    return earliest_deadline_of(queues, sizeof queues / sizeof queues[0],
+                                loop->accept_pause.paused ? loop->accept_pause.resume_ms : -1);
 }
 
 /* How long epoll_pwait() may sleep: until the earliest deadline, rounded up
@@ -219,7 +201,7 @@ static void begin_graceful_shutdown(struct event_loop *loop)
     loop->stopping = true;
     close(loop->listen_fd); /* clients not yet accepted are refused at once */
     loop->listen_fd = -1;
-    loop->accept_paused = false;
+    loop->accept_pause.paused = false;
     /* Each is visited once, even if it waits again (at the tail). */
     while (d != NULL) {
         struct deadline *next = d->next;

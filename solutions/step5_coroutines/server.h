@@ -34,6 +34,7 @@
 #include "deadline_queue.h"
 #include "flags.h"
 #include "http.h"
+#include "listener.h"
 #include "request_io.h" /* enum head_status: how reading a head ended, as in step 1 */
 #include "response.h"
 
@@ -41,7 +42,6 @@ enum {
     MAX_EVENTS = 256,           /* events taken from one epoll_pwait */
     LINGER_MS = 500,            /* a lingering close waits this long at most... */
     LINGER_LIMIT = 64 * 1024,   /* ...and discards this many bytes at most */
-    ACCEPT_PAUSE_MS = 100,      /* out of descriptors: try accepting again after this */
     LOGGED_REQUEST_LINE_MAX = 200,
 };
 
@@ -91,8 +91,7 @@ struct event_loop {
     struct deadline_queue lingers;/* the lingering close: LINGER_MS */
     struct connection *finished;  /* finished during this batch; freed after it */
     int connection_count;         /* connections whose coroutine has not finished */
-    bool accept_paused;           /* out of descriptors: the listener is not watched... */
-    int64_t accept_resume_ms;     /* ...until then */
+    struct accept_pause accept_pause; /* out of descriptors (common/listener.h) */
     bool stopping;                /* SIGINT or SIGTERM: the graceful shutdown has begun */
 };
 
