@@ -1758,13 +1758,19 @@ static void read_big_response(int fd, size_t chunk, int pause_each_ms, int timeo
 
 static const char *slow_reader_hint(void)
 {
-    static char text[600];
-
-    snprintf(text, sizeof text, "\nWhen the client reads slowly, the socket fills: send() "
-             "writes fewer bytes than it was given, or fails with EAGAIN. Neither is an end: "
-             "outgoing_advance() by what send() returned, and on EAGAIN watch EPOLLOUT and send "
-             "the rest, from outgoing_next(), when epoll says there is room (%s).",
-             see(WRITING_OUTPUT));
+    static char text[900];
+    int used = snprintf(text, sizeof text, "\nWhen the client reads slowly, the socket fills: "
+                        "send() writes fewer bytes than it was given, or fails with EAGAIN. "
+                        "Neither is an end: outgoing_advance() by what send() returned, and on "
+                        "EAGAIN watch EPOLLOUT and send the rest, from outgoing_next(), when "
+                        "epoll says there is room (%s).", see(WRITING_OUTPUT));
+#if NOTES_CHAPTER == 3
+    /* Step 3 only: its loop hands EPOLLOUT to a WRITING connection alone. */
+    snprintf(text + used, sizeof text - (size_t)used, " And the loop gives EPOLLOUT only to a "
+             "WRITING connection: the response starts in that state (%s).", see(DELAY_OVER));
+#else
+    (void)used;
+#endif
     return text;
 }
 

@@ -298,9 +298,33 @@ Test(step5_runtime, a_thousand_coroutines_in_turn_need_one_stack)
           runs, stacks_mapped(), stacks_free(), STACK_SECTION, RESUME_SECTION, said());
 }
 
+/* Called first in a coroutine's body. A body entered twice means the
+ * coroutine started over instead of returning to the loop: without this,
+ * it would run round for ever and the test would only time out. Nothing
+ * more is done on that stack than a write() and _exit(): its old frames
+ * were never unwound, and AddressSanitizer would report them. */
+static void fail_if_started_again(int *starts)
+{
+    static const char message[] =
+        "[----] A coroutine's body began again from its first line after it yielded.\n"
+        "[----] Expected: coroutine_yield() saves the coroutine's place into its own context "
+        "and continues the loop's: switch_context(&runtime.running->context, "
+        "&runtime.loop_context). Saved into the loop's context instead, the yield jumps back "
+        "into the coroutine, at the place it was last resumed from; see coroutine_yield() "
+        "(NOTES.md section 5.7 \"Yielding to the loop\").\n";
+
+    if (++*starts > 1) {
+        if (write(real_stderr >= 0 ? real_stderr : STDERR_FILENO, message,
+                  sizeof message - 1) < 0)
+            _exit(2);
+        _exit(1);
+    }
+}
+
 /* A coroutine that records how far it got, where its local lives, and what
  * runtime.running said inside it. */
 struct trace {
+    int starts;
     int step;
     const char *local_at;
     struct coroutine *running_inside;
@@ -311,6 +335,7 @@ static void three_steps(void *argument)
     struct trace *trace = argument;
     char local = 1;
 
+    fail_if_started_again(&trace->starts);
     trace->local_at = &local;
     trace->running_inside = runtime.running;
     trace->step = 1;
@@ -370,6 +395,7 @@ Test(step5_runtime, a_coroutine_waits_to_be_resumed_and_stops_at_each_yield)
 /* A coroutine that fills a buffer of its stack with its own pattern, and
  * checks it after each yield. */
 struct keeper {
+    int starts;
     unsigned char pattern;
     int rounds_kept;
     bool broken;
@@ -380,6 +406,7 @@ static void keep_a_pattern(void *argument)
     struct keeper *keeper = argument;
     volatile unsigned char mine[3000]; /* volatile: each check really reads the stack */
 
+    fail_if_started_again(&keeper->starts);
     for (size_t i = 0; i < sizeof mine; i++)
         mine[i] = keeper->pattern;
     for (int round = 0; round < 4; round++) {
